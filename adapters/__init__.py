@@ -1,0 +1,1 @@
+"""Inputs: MQTT door controllers and ONVIF cameras, each mapped onto canonical events."""

@@ -1,0 +1,1 @@
+"""MQTT input: one connection for the daemon, one codec per controller format."""

@@ -1,0 +1,1 @@
+"""ONVIF cameras: pull-point events, snapshots and camera health."""

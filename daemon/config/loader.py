@@ -1,0 +1,277 @@
+"""Loads the YAML config and turns every problem into file:line, key path, value and a fix."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from doorwatch.config.base import DURATION_HINT
+from doorwatch.config.models import Config
+from doorwatch.config.references import check_references
+from doorwatch.errors import ConfigError
+
+Loc = tuple[str | int, ...]
+
+# Keys whose values are never echoed back, even in an error message.
+_SECRET_WORDS = ("password", "secret", "token", "key", "url_file")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a config file."""
+
+    loc: Loc
+    message: str
+    hint: str | None = None
+    value: Any = None
+    has_value: bool = False
+
+
+def format_loc(loc: Loc) -> str:
+    """Render a key path as ``doors[0].held_open_after``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+class _LineIndex:
+    """Maps key paths to the YAML line they were written on."""
+
+    def __init__(self, node: yaml.Node | None) -> None:
+        self.lines: dict[Loc, int] = {}
+        if node is not None:
+            self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, loc: Loc) -> None:
+        self.lines[loc] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+                self.lines[(*loc, key)] = key_node.start_mark.line + 1
+                self._walk(value_node, (*loc, key))
+                # Keys keep the line of the key, not of a nested value on the next line.
+                self.lines[(*loc, key)] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._walk(item, (*loc, index))
+
+    def line(self, loc: Loc) -> int | None:
+        for end in range(len(loc), -1, -1):
+            found = self.lines.get(tuple(loc[:end]))
+            if found is not None:
+                return found
+        return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    while get_origin(annotation) is typing.Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """Find the model class that owns the key at ``loc`` (for 'did you mean')."""
+    current: Any = root
+    for part in loc:
+        current = _unwrap(current)
+        origin = get_origin(current)
+        if origin in (Union, types.UnionType):
+            arms = [_unwrap(a) for a in get_args(current) if a is not type(None)]
+            models = [a for a in arms if isinstance(a, type) and issubclass(a, BaseModel)]
+            tagged = [m for m in models if _literal_tag(m) == part]
+            if tagged:
+                current = tagged[0]
+                continue
+            if len(arms) == 1:
+                current = arms[0]
+            elif models:
+                current = models[0]
+            current = _unwrap(current)
+            origin = get_origin(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if _literal_tag(current) == part:
+                continue  # The union tag of a single-arm union.
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        elif origin in (list, Sequence) and isinstance(part, int):
+            current = get_args(current)[0]
+        elif origin is dict:
+            current = get_args(current)[1]
+        else:
+            return None
+    current = _unwrap(current)
+    if get_origin(current) in (Union, types.UnionType):
+        arms = [_unwrap(a) for a in get_args(current) if a is not type(None)]
+        current = arms[0] if len(arms) == 1 else current
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _literal_tag(model: type[BaseModel]) -> str | None:
+    for name in ("codec", "type"):
+        field = model.model_fields.get(name)
+        if field is not None and get_origin(field.annotation) is typing.Literal:
+            return str(get_args(field.annotation)[0])
+    return None
+
+
+def _is_secret(loc: Loc) -> bool:
+    last = str(loc[-1]) if loc else ""
+    return any(word in last for word in _SECRET_WORDS) and not last.endswith("_file")
+
+
+def _hint_for(error: Any, loc: Loc) -> str | None:
+    kind = error["type"]
+    message = error["msg"]
+    if kind == "extra_forbidden":
+        parent = _model_at(Config, loc[:-1])
+        if parent is not None:
+            valid = list(parent.model_fields)
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
+            if close:
+                return f"did you mean {close[0]!r}?"
+            return "remove it; valid keys here: " + ", ".join(valid)
+        return "remove it"
+    if kind == "missing":
+        return f"add {loc[-1]!r}" if loc else "add it"
+    if "duration" in message:
+        return DURATION_HINT
+    if kind == "union_tag_invalid":
+        return "use " + error.get("ctx", {}).get("expected_tags", "a known value")
+    if kind == "rule_type":
+        return None
+    if kind.startswith(("int_", "float_")):
+        return "write a number"
+    if kind.startswith("bool"):
+        return "write true or false"
+    if kind in {"list_type", "dict_type", "model_type", "model_attributes_type"}:
+        expected = {"list_type": "a list ([...] or - items)", "dict_type": "a mapping (key: value)"}
+        return "write " + expected.get(kind, "a mapping (key: value)")
+    if kind == "literal_error":
+        return "use " + str(error.get("ctx", {}).get("expected", "one of the allowed values"))
+    return None
+
+
+def _clean_message(error: Any) -> str:
+    message: str = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    if error["type"] == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("tag")
+        field = error.get("ctx", {}).get("discriminator", "").strip("'")
+        message = f"unknown {field or 'kind'} {tag!r}"
+    return message
+
+
+def _problems_from_validation(exc: ValidationError) -> list[Problem]:
+    problems: list[Problem] = []
+    for error in exc.errors():
+        # pydantic adds validator names to loc; drop them. Union tags stay for the hint (they
+        # pick the right options model) and are dropped for display (the user never wrote them).
+        raw = tuple(
+            part
+            for part in error["loc"]
+            if not (isinstance(part, str) and ("[" in part or part.startswith("function-")))
+        )
+        loc = _drop_tags(raw)
+        problems.append(
+            Problem(
+                loc=loc,
+                message=_clean_message(error),
+                hint=_hint_for(error, raw),
+                value=error.get("input"),
+                has_value=error["type"] != "missing"
+                and not _is_secret(loc)
+                and isinstance(error.get("input"), str | int | float | bool),
+            )
+        )
+    return problems
+
+
+def _drop_tags(loc: Loc) -> Loc:
+    """Remove the union tags pydantic puts after list indexes (``controllers[0].generic``)."""
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and out and isinstance(out[-1], int) and _is_union_tag(part):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _is_union_tag(part: str) -> bool:
+    from doorwatch.adapters.mqtt.codecs import CODECS
+    from doorwatch.rules.config import BUILTIN_RULE_TYPES
+
+    return part in CODECS or part in BUILTIN_RULE_TYPES or part == "custom"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def render(path: Path, problems: Iterable[Problem], lines: _LineIndex) -> str:
+    """Render problems one per line, sorted by line: ``file:line: key: message; fix: hint``."""
+    rendered: list[tuple[int, str]] = []
+    for problem in problems:
+        line = lines.line(problem.loc)
+        where = f"{path}:{line}" if line else str(path)
+        text = f"{where}: {format_loc(problem.loc)}: {problem.message}"
+        if problem.has_value:
+            text += f" (got {_short(problem.value)})"
+        if problem.hint:
+            text += f"; fix: {problem.hint}"
+        rendered.append((line or 0, text))
+    return "\n".join(text for _, text in sorted(rendered, key=lambda item: item[0]))
+
+
+def parse_yaml(text: str, path: Path) -> tuple[Any, _LineIndex]:
+    """Parse YAML into plain data plus a line index, or raise ConfigError with the line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{path}{line}: not valid YAML: {problem}; fix: check indentation and quoting there"
+        ) from None
+    return data, _LineIndex(node)
+
+
+def load_config(path: Path | str) -> Config:
+    """Read, validate and cross-check a config file; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; fix: pass the path of your doorwatch.yaml") from None
+    except (PermissionError, IsADirectoryError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.__class__.__name__})") from None
+    data, lines = parse_yaml(text, path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the file must be a mapping of sections (site:, doors:, ...)")
+    try:
+        config = Config.model_validate(data, context={"base_dir": path.parent.resolve()})
+    except ValidationError as exc:
+        raise ConfigError(render(path, _problems_from_validation(exc), lines)) from None
+    problems = [Problem(loc=p.loc, message=p.message, hint=p.hint) for p in check_references(config)]
+    if problems:
+        raise ConfigError(render(path, problems, lines))
+    return config

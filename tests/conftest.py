@@ -1,0 +1,160 @@
+"""Shared fixtures: a real mosquitto on a free port, configs, and a daemon in a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+@dataclass
+class Broker:
+    """A mosquitto process the test owns; can be killed and restarted on the same port."""
+
+    port: int
+    workdir: Path
+    persistence: bool = True
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        conf = self.workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "max_queued_messages 100000",
+            "max_inflight_messages 20",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            "autosave_on_changes true",
+            "autosave_interval 1",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        log = (self.workdir / "mosquitto.log").open("ab")
+        self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=log)
+        wait_for_port(self.port)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A fresh mosquitto on a free port, with persistence, for one test."""
+    if not os.path.exists(MOSQUITTO):
+        pytest.fail("mosquitto is not installed; run .ci/run (it installs it) or apt-get install mosquitto")
+    b = Broker(port=free_port(), workdir=tmp_path_factory.mktemp("broker"))
+    b.start()
+    yield b
+    b.stop()
+
+
+class Publisher:
+    """A paho publisher that waits for each PUBACK (QoS 1), so 'sent' means 'broker has it'."""
+
+    def __init__(self, port: int) -> None:
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        info.wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def publisher(broker: Broker) -> Iterator[Publisher]:
+    p = Publisher(broker.port)
+    yield p
+    p.close()
+
+
+def write_config(path: Path, body: str) -> Path:
+    path.write_text(textwrap.dedent(body).lstrip())
+    return path
+
+
+@dataclass
+class DaemonProcess:
+    """``doorwatch run`` in a subprocess, with its stderr log in a file."""
+
+    config: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        self.log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "doorwatch", "run", "-c", str(self.config)],
+            stdout=self.log,
+            stderr=self.log,
+            env={**os.environ, **(env or {})},
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout)
+        self.log.close()
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
