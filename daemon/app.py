@@ -13,7 +13,6 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-
 from doorwatch import sdnotify
 from doorwatch.adapters.mqtt.client import MqttClient, MqttSettings
 from doorwatch.adapters.mqtt.ingest import MqttIngest, build_routes
@@ -95,7 +94,7 @@ class Daemon:
                 sdnotify.notify("STOPPING=1\nSTATUS=stopping")
                 if self.mqtt is not None:
                     await self.mqtt.close()
-                raise _Stop
+                raise _Stop  # noqa: TRY301 - ends the TaskGroup, cancelling every part.
         except* _Stop:
             pass
         finally:
@@ -107,9 +106,13 @@ class Daemon:
 
     def status_line(self) -> str:
         """One line for ``systemctl status``."""
-        mqtt = "n/a" if self.mqtt is None else ("connected" if self.mqtt.connected else "disconnected")
+        mqtt = (
+            "n/a" if self.mqtt is None else ("connected" if self.mqtt.connected else "disconnected")
+        )
         doors = len(self.config.doors)
-        return f"mqtt {mqtt}; {doors} doors; storage {'ok' if self.pipeline.storage_ok else 'FAILING'}"
+        return (
+            f"mqtt {mqtt}; {doors} doors; storage {'ok' if self.pipeline.storage_ok else 'FAILING'}"
+        )
 
     async def _watchdog_loop(self) -> None:
         interval = sdnotify.watchdog_interval()
@@ -144,7 +147,9 @@ def mqtt_settings(config: Config, subscriptions: tuple[str, ...]) -> MqttSetting
     mqtt = config.mqtt
     assert mqtt is not None
     password = (
-        read_secret(mqtt.password_file, key_path="mqtt.password_file") if mqtt.password_file else None
+        read_secret(mqtt.password_file, key_path="mqtt.password_file")
+        if mqtt.password_file
+        else None
     )
     slug = config.site.slug
     return MqttSettings(
@@ -188,7 +193,8 @@ async def build(config: Config) -> Daemon:
         health.add(
             "storage",
             lambda: CheckResult(
-                pipeline.storage_ok, "ok" if pipeline.storage_ok else str(pipeline.last_storage_error)
+                pipeline.storage_ok,
+                "ok" if pipeline.storage_ok else str(pipeline.last_storage_error),
             ),
         )
         web_app = web.Application(client_max_size=64 * 1024)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 import structlog
-
 from doorwatch.events import Event
 from doorwatch.metrics import Metrics
 

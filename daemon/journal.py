@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-
 from doorwatch.events import Event
 from doorwatch.storage import Database, Migration
 
@@ -136,7 +135,9 @@ class Journal:
         if not rows and not dead_rows:
             return []
         seqs = await self.db.transaction(write)
-        return [JournaledEvent(seq, e) for seq, e in zip(seqs, events, strict=True) if seq is not None]
+        return [
+            JournaledEvent(seq, e) for seq, e in zip(seqs, events, strict=True) if seq is not None
+        ]
 
     async def recent(
         self,
@@ -209,7 +210,9 @@ class Journal:
 
     async def count(self) -> int:
         """Number of journaled events."""
-        return await self.db.call(lambda c: int(c.execute("SELECT COUNT(*) FROM events").fetchone()[0]))
+        return await self.db.call(
+            lambda c: int(c.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        )
 
     async def dead_letter_count(self) -> int:
         """Number of dead letters kept."""
@@ -241,7 +244,7 @@ class Journal:
 def set_cursor(conn: sqlite3.Connection, name: str, seq: int) -> None:
     """Record a consumer's progress; call inside the consumer's own transaction."""
     conn.execute(
-        "INSERT INTO cursors(name, seq) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
+        "INSERT INTO cursors(name, seq) VALUES (?, ?)"
+        " ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
         (name, seq),
     )
-

@@ -9,10 +9,13 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from doorwatch.events import mask_credential
 
 # Keys whose values must never reach a log line, whatever a caller passes by mistake.
-_SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|session", re.I)
-_CARD_KEY = re.compile(r"^(card(_number)?|card-number|uid|pin|credential)$", re.I)
+_SECRET_KEY = re.compile(
+    r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|session", re.IGNORECASE
+)
+_CARD_KEY = re.compile(r"^(card(_number)?|card-number|uid|pin|credential)$", re.IGNORECASE)
 # A bare run of 6+ digits inside free text is treated as a possible card number.
 _LONG_DIGITS = re.compile(r"\b\d{6,}\b")
 
@@ -21,12 +24,13 @@ def _redact_value(key: str, value: Any) -> Any:
     if _SECRET_KEY.search(key) and value not in (None, "", False):
         return "[redacted]"
     if _CARD_KEY.match(key) and value is not None:
-        text = str(value)
-        return text if text.startswith("*") else "****" + text[-4:] if len(text) > 4 else "****"
+        return mask_credential(value)
     return value
 
 
-def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """Drop secrets and mask card numbers in every log event."""
     for key in list(event_dict):
         event_dict[key] = _redact_value(key, event_dict[key])

@@ -12,7 +12,10 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.events_in = Counter(
-            "doorwatch_events_total", "Events journaled, by source and kind", ["source", "kind"], registry=r
+            "doorwatch_events_total",
+            "Events journaled, by source and kind",
+            ["source", "kind"],
+            registry=r,
         )
         self.duplicates = Counter(
             "doorwatch_duplicate_events_total",

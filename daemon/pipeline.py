@@ -12,7 +12,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
-
 from doorwatch.errors import StorageError
 from doorwatch.events import Event
 from doorwatch.journal import DeadLetter, Journal, JournaledEvent
@@ -88,7 +87,7 @@ class Pipeline:
                 self.last_storage_error = str(exc)
                 delay = min(_RETRY_MAX, _RETRY_BASE * 2**attempt)
                 attempt += 1
-                log.error(
+                log.error(  # noqa: TRY400 - the reason is in the message; no traceback wanted.
                     "journal write failed; holding acknowledgements and retrying",
                     error=str(exc),
                     retry_in_s=delay,

@@ -101,6 +101,17 @@ class DeviceState:
         }
 
 
+_POSITION_AFTER = {
+    EventKind.DOOR_OPENED: DoorPosition.OPEN,
+    EventKind.DOOR_FORCED: DoorPosition.OPEN,
+    EventKind.DOOR_HELD_OPEN: DoorPosition.OPEN,
+    EventKind.DOOR_CLOSED: DoorPosition.CLOSED,
+}
+_ALARMS_RAISED = {
+    EventKind.DOOR_FORCED: {DoorAlarm.FORCED},
+    EventKind.DOOR_HELD_OPEN: {DoorAlarm.HELD},
+    EventKind.DOOR_HELD_WARNING: {DoorAlarm.HELD_WARNING},
+}
 _ACCESS_KINDS = {EventKind.ACCESS_GRANTED, EventKind.ACCESS_DENIED, EventKind.ACCESS_DURESS}
 
 DoorListener = Callable[[DoorState], None]
@@ -165,23 +176,14 @@ class StateStore:
             device.changed_at = at
 
     def _apply_door(self, door: DoorState, event: Event, at: datetime) -> bool:
-        kind = event.kind
         before = (door.position, frozenset(door.alarms), door.locked)
-        if kind in {EventKind.DOOR_OPENED, EventKind.DOOR_FORCED}:
-            if door.position is not DoorPosition.OPEN:
-                door.position, door.since = DoorPosition.OPEN, at
-            if kind is EventKind.DOOR_FORCED:
-                door.alarms.add(DoorAlarm.FORCED)
-        elif kind is EventKind.DOOR_CLOSED:
-            if door.position is not DoorPosition.CLOSED:
-                door.position, door.since = DoorPosition.CLOSED, at
+        kind = event.kind
+        position = _POSITION_AFTER.get(kind)
+        if position is not None and door.position is not position:
+            door.position, door.since = position, at
+        door.alarms |= _ALARMS_RAISED.get(kind, set())
+        if kind is EventKind.DOOR_CLOSED:
             door.alarms -= {DoorAlarm.HELD, DoorAlarm.HELD_WARNING}
-        elif kind is EventKind.DOOR_HELD_OPEN:
-            if door.position is not DoorPosition.OPEN:
-                door.position, door.since = DoorPosition.OPEN, at
-            door.alarms.add(DoorAlarm.HELD)
-        elif kind is EventKind.DOOR_HELD_WARNING:
-            door.alarms.add(DoorAlarm.HELD_WARNING)
         elif kind is EventKind.DOOR_ALARM_CLEARED:
             door.alarms.clear()
         elif kind in {EventKind.DOOR_LOCKED, EventKind.DOOR_UNLOCKED}:

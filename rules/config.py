@@ -5,9 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag
-
 from doorwatch.config.base import Duration, Identifier, Model
+from pydantic import Discriminator, Field, Tag
 
 
 class Severity(enum.StrEnum):

@@ -91,8 +91,10 @@ class Broker:
 @pytest.fixture
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A fresh mosquitto on a free port, with persistence, for one test."""
-    if not os.path.exists(MOSQUITTO):
-        pytest.fail("mosquitto is not installed; run .ci/run (it installs it) or apt-get install mosquitto")
+    if not Path(MOSQUITTO).exists():
+        pytest.fail(
+            "mosquitto is not installed; run .ci/run (it installs it) or apt-get install mosquitto"
+        )
     b = Broker(port=free_port(), workdir=tmp_path_factory.mktemp("broker"))
     b.start()
     yield b
@@ -103,11 +105,15 @@ class Publisher:
     """A paho publisher that waits for each PUBACK (QoS 1), so 'sent' means 'broker has it'."""
 
     def __init__(self, port: int) -> None:
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}"
+        )
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
-    def publish(self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
+    def publish(
+        self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False
+    ) -> None:
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         info.wait_for_publish(10)
 

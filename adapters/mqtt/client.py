@@ -9,6 +9,7 @@ and a persistent session makes the broker keep what arrives while doorwatch is d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import ssl
 import threading
@@ -19,13 +20,12 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import structlog
+from doorwatch.events import utcnow
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
-
-from doorwatch.events import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -154,7 +154,7 @@ class MqttClient:
         self._paho = client
         self._generation += 1
         self._disconnected = self._loop.create_future()
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self.settings.session_expiry
         properties.ReceiveMaximum = self.settings.receive_maximum
         # connect() blocks on TCP and TLS handshakes; keep it off the loop. paho calls our
@@ -226,10 +226,8 @@ class MqttClient:
             client.on_socket_register_write = None
             client.on_socket_unregister_write = None
             client.on_disconnect = None
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 client.disconnect()
-            except (OSError, ValueError):
-                pass
             client._sock_close()  # noqa: SLF001 - paho leaves closing to its own loop.
         for future in self._pending_publishes.values():
             if not future.done():
@@ -240,7 +238,7 @@ class MqttClient:
         if self._connected.is_set():
             self._connected.clear()
             if self._on_connection_change is not None:
-                self._on_connection_change(False)
+                self._on_connection_change(False)  # noqa: FBT003
 
     def _resolve_disconnect(self, reason: str) -> None:
         if self._disconnected is not None and not self._disconnected.done():
@@ -326,7 +324,7 @@ class MqttClient:
         client.publish(self.settings.status_topic, b"online", qos=1, retain=True)
         self._connected.set()
         if self._on_connection_change is not None:
-            self._on_connection_change(True)
+            self._on_connection_change(True)  # noqa: FBT003
 
     def _handle_subscribe(
         self,
@@ -354,7 +352,9 @@ class MqttClient:
     ) -> None:
         self._resolve_disconnect(str(reason))
 
-    def _handle_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+    def _handle_message(
+        self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage
+    ) -> None:
         try:
             topic = message.topic
         except UnicodeDecodeError:
@@ -408,7 +408,13 @@ class MqttClient:
         return True
 
     async def publish(
-        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, timeout: float = 10.0
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        wait: float = 10.0,
     ) -> None:
         """Publish and wait for the broker's PUBACK (QoS 1); raise MqttError on refusal."""
         client = self._paho
@@ -424,14 +430,14 @@ class MqttClient:
         if info.is_published():
             return
         self._pending_publishes[info.mid] = future
-        await asyncio.wait_for(future, timeout)
+        await asyncio.wait_for(future, wait)
 
     async def close(self) -> None:
         """Say goodbye: publish ``offline`` (a clean disconnect sends no will) and disconnect."""
         if self._paho is not None and self.connected:
-            try:
-                await self.publish(self.settings.status_topic, b"offline", qos=1, retain=True, timeout=2)
-            except (MqttError, TimeoutError):
-                pass
+            with contextlib.suppress(MqttError, TimeoutError):
+                await self.publish(
+                    self.settings.status_topic, b"offline", qos=1, retain=True, wait=2.0
+                )
         self._teardown()
         self._mark_disconnected()

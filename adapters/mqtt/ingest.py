@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
-from paho.mqtt.client import topic_matches_sub
-
 from doorwatch.adapters.mqtt.client import MqttClient, MqttMessage
 from doorwatch.adapters.mqtt.codecs import CODECS, Codec, ControllerOptions, InboundMessage
 from doorwatch.doors import DoorResolver
@@ -18,6 +17,7 @@ from doorwatch.events import Event
 from doorwatch.journal import DeadLetter
 from doorwatch.metrics import Metrics
 from doorwatch.pipeline import Pipeline
+from paho.mqtt.client import topic_matches_sub
 
 log = structlog.get_logger(__name__)
 
@@ -115,7 +115,7 @@ class MqttIngest:
             for message in batch.messages:
                 self._decode(message, batch)
             await self.pipeline.submit(
-                batch.events, batch.dead, after_commit=lambda b=batch: self._ack(b)
+                batch.events, batch.dead, after_commit=functools.partial(self._ack, batch)
             )
             self.last_progress = time.monotonic()
 
@@ -157,7 +157,12 @@ class MqttIngest:
         routes = self._routes_for(message.topic)
         if not routes:
             # A persistent session can deliver messages for filters an older config had.
-            self._dead(batch, message, None, DecodeError("no controller subscribes to this topic", kind="unknown_topic"))
+            self._dead(
+                batch,
+                message,
+                None,
+                DecodeError("no controller subscribes to this topic", kind="unknown_topic"),
+            )
             return
         inbound = InboundMessage(
             topic=message.topic,
@@ -176,7 +181,9 @@ class MqttIngest:
                     batch,
                     message,
                     route.options.id,
-                    DecodeError(f"codec error {exc.__class__.__name__}: {exc}"[:200], kind="codec_error"),
+                    DecodeError(
+                        f"codec error {exc.__class__.__name__}: {exc}"[:200], kind="codec_error"
+                    ),
                 )
                 continue
             batch.events.extend(route.resolver.resolve(event) for event in events)

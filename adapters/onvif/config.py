@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from doorwatch.config.base import ConfigPath, Duration, Identifier, Model
+from pydantic import Field
 
 
 class CameraConfig(Model):

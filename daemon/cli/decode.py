@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
-
-from doorwatch.adapters.mqtt.codecs import CODECS, ControllerConfig, ControllerOptions, InboundMessage
+from doorwatch.adapters.mqtt.codecs import (
+    CODECS,
+    ControllerConfig,
+    ControllerOptions,
+    InboundMessage,
+)
 from doorwatch.config import Config, load_config
 from doorwatch.doors import DoorResolver
 from doorwatch.errors import ConfigError, DecodeError
 from doorwatch.events import Event, utcnow
+from pydantic import TypeAdapter, ValidationError
 
 # stdin is read up to this; a bigger payload is refused like the daemon refuses it.
 _MAX_INPUT = 4 * 1024 * 1024
@@ -38,9 +42,7 @@ def add_parser(sub: Any) -> None:
 def _controller(fmt: str, topic: str, config: Config | None) -> ControllerOptions:
     if config is not None:
         for controller in config.controllers:
-            if controller.codec == fmt and any(
-                _matches(f, topic) for f in controller.topics
-            ):
+            if controller.codec == fmt and any(_matches(f, topic) for f in controller.topics):
                 return controller
         for controller in config.controllers:
             if controller.codec == fmt:
@@ -67,10 +69,12 @@ def decode_payload(
 ) -> list[Event]:
     """Decode like the daemon would (door mapping included when a config is given)."""
     if fmt == "onvif":
-        from doorwatch.adapters.onvif.normalise import decode_envelope
+        from doorwatch.adapters.onvif.normalise import decode_envelope  # type: ignore[import-not-found]
 
         camera = config.cameras[0] if config and config.cameras else None
-        events = decode_envelope(payload, source=camera.id if camera else "onvif", received_at=utcnow())
+        events: list[Event] = decode_envelope(
+            payload, source=camera.id if camera else "onvif", received_at=utcnow()
+        )
         if camera is not None and config is not None:
             resolver = DoorResolver(camera.id, camera.inputs, [d.id for d in config.doors])
             events = [resolver.resolve(e) for e in events]

@@ -25,7 +25,7 @@ DURATION_HINT = "write a number of seconds or a string like 30s, 5m, 1h, 2d"
 
 def _parse_duration(value: Any) -> float:
     if isinstance(value, bool):
-        raise ValueError("not a duration (a boolean)")
+        raise ValueError("not a duration (a boolean)")  # noqa: TRY004 - pydantic wants ValueError
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, timedelta):

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
-
 from doorwatch.config.base import DURATION_HINT
 from doorwatch.config.models import Config
 from doorwatch.config.references import check_references
 from doorwatch.errors import ConfigError
+from pydantic import BaseModel, ValidationError
 
 Loc = tuple[str | int, ...]
 
@@ -78,42 +77,46 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
+def _pick_arm(annotation: Any, part: str | int) -> tuple[Any, bool]:
+    """At a union, choose the arm; return it and whether ``part`` was its tag (consumed)."""
+    arms = [_unwrap(a) for a in get_args(annotation) if a is not type(None)]
+    models = [a for a in arms if isinstance(a, type) and issubclass(a, BaseModel)]
+    tagged = [m for m in models if _literal_tag(m) == part]
+    if tagged:
+        return tagged[0], True
+    return _unwrap(arms[0] if len(arms) == 1 or not models else models[0]), False
+
+
+def _step(current: Any, part: str | int) -> tuple[Any, bool]:
+    """Descend one key into an annotation; return (annotation, found)."""
+    origin = get_origin(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        if _literal_tag(current) == part:
+            return current, True  # The union tag of a single-arm union.
+        field = current.model_fields.get(str(part))
+        return (field.annotation, True) if field is not None else (None, False)
+    if origin in (list, Sequence) and isinstance(part, int):
+        return get_args(current)[0], True
+    if origin is dict:
+        return get_args(current)[1], True
+    return None, False
+
+
 def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     """Find the model class that owns the key at ``loc`` (for 'did you mean')."""
     current: Any = root
     for part in loc:
         current = _unwrap(current)
-        origin = get_origin(current)
-        if origin in (Union, types.UnionType):
-            arms = [_unwrap(a) for a in get_args(current) if a is not type(None)]
-            models = [a for a in arms if isinstance(a, type) and issubclass(a, BaseModel)]
-            tagged = [m for m in models if _literal_tag(m) == part]
-            if tagged:
-                current = tagged[0]
+        if get_origin(current) in (Union, types.UnionType):
+            current, consumed = _pick_arm(current, part)
+            if consumed:
                 continue
-            if len(arms) == 1:
-                current = arms[0]
-            elif models:
-                current = models[0]
-            current = _unwrap(current)
-            origin = get_origin(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            if _literal_tag(current) == part:
-                continue  # The union tag of a single-arm union.
-            field = current.model_fields.get(str(part))
-            if field is None:
-                return None
-            current = field.annotation
-        elif origin in (list, Sequence) and isinstance(part, int):
-            current = get_args(current)[0]
-        elif origin is dict:
-            current = get_args(current)[1]
-        else:
+        current, found = _step(current, part)
+        if not found:
             return None
     current = _unwrap(current)
     if get_origin(current) in (Union, types.UnionType):
-        arms = [_unwrap(a) for a in get_args(current) if a is not type(None)]
-        current = arms[0] if len(arms) == 1 else current
+        current, _ = _pick_arm(current, "")
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
@@ -130,43 +133,52 @@ def _is_secret(loc: Loc) -> bool:
     return any(word in last for word in _SECRET_WORDS) and not last.endswith("_file")
 
 
-def _hint_for(error: Any, loc: Loc) -> str | None:
-    kind = error["type"]
-    message = error["msg"]
-    if kind == "extra_forbidden":
-        parent = _model_at(Config, loc[:-1])
-        if parent is not None:
-            valid = list(parent.model_fields)
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
-            if close:
-                return f"did you mean {close[0]!r}?"
-            return "remove it; valid keys here: " + ", ".join(valid)
+_HINTS_BY_TYPE = {
+    "list_type": "write a list ([a, b] or - items)",
+    "dict_type": "write a mapping (key: value)",
+    "model_type": "write a mapping (key: value)",
+    "model_attributes_type": "write a mapping (key: value)",
+}
+_HINTS_BY_PREFIX = {
+    "int_": "write a number",
+    "float_": "write a number",
+    "bool": "write true or false",
+}
+
+
+def _extra_key_hint(loc: Loc) -> str:
+    parent = _model_at(Config, loc[:-1])
+    if parent is None:
         return "remove it"
+    valid = list(parent.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return "remove it; valid keys here: " + ", ".join(valid)
+
+
+def _hint_for(error: Any, loc: Loc) -> str | None:  # noqa: PLR0911 - one early return per error family reads clearest.
+    kind: str = error["type"]
+    ctx = error.get("ctx", {})
+    if kind == "extra_forbidden":
+        return _extra_key_hint(loc)
     if kind == "missing":
         return f"add {loc[-1]!r}" if loc else "add it"
-    if "duration" in message:
+    if "duration" in error["msg"]:
         return DURATION_HINT
     if kind == "union_tag_invalid":
-        return "use " + error.get("ctx", {}).get("expected_tags", "a known value")
-    if kind == "rule_type":
-        return None
-    if kind.startswith(("int_", "float_")):
-        return "write a number"
-    if kind.startswith("bool"):
-        return "write true or false"
-    if kind in {"list_type", "dict_type", "model_type", "model_attributes_type"}:
-        expected = {"list_type": "a list ([...] or - items)", "dict_type": "a mapping (key: value)"}
-        return "write " + expected.get(kind, "a mapping (key: value)")
+        return "use " + str(ctx.get("expected_tags", "a known value"))
     if kind == "literal_error":
-        return "use " + str(error.get("ctx", {}).get("expected", "one of the allowed values"))
-    return None
+        return "use " + str(ctx.get("expected", "one of the allowed values"))
+    if kind in _HINTS_BY_TYPE:
+        return _HINTS_BY_TYPE[kind]
+    return next((h for prefix, h in _HINTS_BY_PREFIX.items() if kind.startswith(prefix)), None)
 
 
 def _clean_message(error: Any) -> str:
     message: str = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
+        message = message.removeprefix(prefix)
     if error["type"] == "extra_forbidden":
         message = "unknown key"
     if error["type"] == "union_tag_invalid":
@@ -218,9 +230,12 @@ def _is_union_tag(part: str) -> bool:
     return part in CODECS or part in BUILTIN_RULE_TYPES or part == "custom"
 
 
+_SHORT = 80
+
+
 def _short(value: Any) -> str:
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= _SHORT else text[: _SHORT - 3] + "..."
 
 
 def render(path: Path, problems: Iterable[Problem], lines: _LineIndex) -> str:
@@ -259,7 +274,9 @@ def load_config(path: Path | str) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; fix: pass the path of your doorwatch.yaml") from None
+        raise ConfigError(
+            f"{path}: no such file; fix: pass the path of your doorwatch.yaml"
+        ) from None
     except (PermissionError, IsADirectoryError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.__class__.__name__})") from None
     data, lines = parse_yaml(text, path)
@@ -271,7 +288,9 @@ def load_config(path: Path | str) -> Config:
         config = Config.model_validate(data, context={"base_dir": path.parent.resolve()})
     except ValidationError as exc:
         raise ConfigError(render(path, _problems_from_validation(exc), lines)) from None
-    problems = [Problem(loc=p.loc, message=p.message, hint=p.hint) for p in check_references(config)]
+    problems = [
+        Problem(loc=p.loc, message=p.message, hint=p.hint) for p in check_references(config)
+    ]
     if problems:
         raise ConfigError(render(path, problems, lines))
     return config

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
-
 from doorwatch.adapters.mqtt.codecs import ControllerConfig
 from doorwatch.adapters.onvif.config import CameraConfig
 from doorwatch.config.base import (
@@ -21,6 +19,7 @@ from doorwatch.config.base import (
     TimeZoneName,
 )
 from doorwatch.rules.config import RuleConfig, Severity
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 
 def _slug(text: str) -> str:
@@ -201,12 +200,13 @@ def _check_dates(days: list[str]) -> list[str]:
         first, _, last = day.partition("..")
         try:
             start = date.fromisoformat(first.strip())
-            if last and date.fromisoformat(last.strip()) < start:
-                raise ValueError(f"{day!r}: the range ends before it starts")
-        except ValueError as exc:
-            if "range" in str(exc):
-                raise
-            raise ValueError(f"{day!r} is not a date (2026-12-25) or range (2026-12-21..2027-01-01)") from None
+            end = date.fromisoformat(last.strip()) if last else start
+        except ValueError:
+            raise ValueError(
+                f"{day!r} is not a date (2026-12-25) or range (2026-12-21..2027-01-01)"
+            ) from None
+        if end < start:
+            raise ValueError(f"{day!r}: the range ends before it starts")
     return days
 
 

@@ -35,27 +35,30 @@ def _duplicates(ids: list[str]) -> set[str]:
 
 def check_references(config: Config) -> list[Reference]:
     """Return every reference problem; empty when the config hangs together."""
+    return [
+        *_unique_ids(config),
+        *_door_references(config),
+        *_camera_references(config),
+        *_schedule_references(config),
+    ]
+
+
+def _unique_ids(config: Config) -> list[Reference]:
     problems: list[Reference] = []
-    doors = {d.id for d in config.doors}
-    cameras = {c.id for c in config.cameras}
-    schedules = set(config.schedules)
-
-    def door_ref(loc: tuple[str | int, ...], name: str) -> None:
-        if name not in doors:
-            problems.append(
-                Reference(loc, f"no door {name!r}", _suggest(name, doors, "doors", "doors"))
-            )
-
     for section, ids in (
         ("doors", [d.id for d in config.doors]),
         ("controllers", [c.id for c in config.controllers]),
         ("cameras", [c.id for c in config.cameras]),
+        ("rules", [r.id for r in config.rules]),
     ):
-        for dup in sorted(_duplicates(ids)):
+        for dup in sorted(_duplicates([i for i in ids if i is not None])):
             index = max(i for i, x in enumerate(ids) if x == dup)
             problems.append(
-                Reference((section, index, "id"), f"id {dup!r} is used twice", "give each a unique id")
+                Reference(
+                    (section, index, "id"), f"id {dup!r} is used twice", "give each a unique id"
+                )
             )
+    cameras = {c.id for c in config.cameras}
     for clash in sorted({c.id for c in config.controllers} & cameras):
         index = next(i for i, c in enumerate(config.cameras) if c.id == clash)
         problems.append(
@@ -65,48 +68,51 @@ def check_references(config: Config) -> list[Reference]:
                 "rename the camera or the controller",
             )
         )
-    for d_index, door in enumerate(config.doors):
-        for c_index, camera in enumerate(door.cameras):
-            if camera not in cameras:
-                problems.append(
-                    Reference(
-                        ("doors", d_index, "cameras", c_index),
-                        f"no camera {camera!r}",
-                        _suggest(camera, cameras, "cameras", "cameras"),
-                    )
-                )
-    for index, controller in enumerate(config.controllers):
-        for ref, door in controller.doors.items():
-            door_ref(("controllers", index, "doors", ref), door)
-    for index, camera in enumerate(config.cameras):
-        for token, door in camera.inputs.items():
-            door_ref(("cameras", index, "inputs", token), door)
-    for index, rule in enumerate(config.rules):
-        for d_index, door in enumerate(rule.doors or []):
-            door_ref(("rules", index, "doors", d_index), door)
-        schedule = getattr(rule, "schedule", None)
-        if schedule is not None and schedule not in schedules:
-            problems.append(
-                Reference(
-                    ("rules", index, "schedule"),
-                    f"no schedule {schedule!r}",
-                    _suggest(schedule, schedules, "schedules", "schedules"),
-                )
-            )
-    for name, audience in config.notify.audiences.items():
-        if audience.on_duty is not None and audience.on_duty not in schedules:
-            problems.append(
-                Reference(
-                    ("notify", "audiences", name, "on_duty"),
-                    f"no schedule {audience.on_duty!r}",
-                    _suggest(audience.on_duty, schedules, "schedules", "schedules"),
-                )
-            )
-    rule_ids = [rule.id or rule.type for rule in config.rules]
-    for dup in sorted(_duplicates([r.id for r in config.rules if r.id])):
-        index = max(i for i, r in enumerate(config.rules) if r.id == dup)
-        problems.append(
-            Reference(("rules", index, "id"), f"rule id {dup!r} is used twice", "give each a unique id")
-        )
-    del rule_ids
     return problems
+
+
+def _door_references(config: Config) -> list[Reference]:
+    doors = {d.id for d in config.doors}
+    named: list[tuple[tuple[str | int, ...], str]] = []
+    for index, controller in enumerate(config.controllers):
+        named += [(("controllers", index, "doors", ref), d) for ref, d in controller.doors.items()]
+    for index, camera in enumerate(config.cameras):
+        named += [(("cameras", index, "inputs", token), d) for token, d in camera.inputs.items()]
+    for index, rule in enumerate(config.rules):
+        named += [(("rules", index, "doors", i), d) for i, d in enumerate(rule.doors or [])]
+    return [
+        Reference(loc, f"no door {door!r}", _suggest(door, doors, "doors", "doors"))
+        for loc, door in named
+        if door not in doors
+    ]
+
+
+def _camera_references(config: Config) -> list[Reference]:
+    cameras = {c.id for c in config.cameras}
+    return [
+        Reference(
+            ("doors", d_index, "cameras", c_index),
+            f"no camera {camera!r}",
+            _suggest(camera, cameras, "cameras", "cameras"),
+        )
+        for d_index, door in enumerate(config.doors)
+        for c_index, camera in enumerate(door.cameras)
+        if camera not in cameras
+    ]
+
+
+def _schedule_references(config: Config) -> list[Reference]:
+    schedules = set(config.schedules)
+    named: list[tuple[tuple[str | int, ...], str]] = []
+    for index, rule in enumerate(config.rules):
+        schedule = getattr(rule, "schedule", None)
+        if schedule is not None:
+            named.append((("rules", index, "schedule"), schedule))
+    for name, audience in config.notify.audiences.items():
+        if audience.on_duty is not None:
+            named.append((("notify", "audiences", name, "on_duty"), audience.on_duty))
+    return [
+        Reference(loc, f"no schedule {name!r}", _suggest(name, schedules, "schedules", "schedules"))
+        for loc, name in named
+        if name not in schedules
+    ]

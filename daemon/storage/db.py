@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import structlog
-
 from doorwatch.errors import StorageError
 
 log = structlog.get_logger(__name__)
@@ -94,7 +93,7 @@ class Database:
         return await self._run(lambda: fn(self.conn))
 
     async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` inside BEGIN IMMEDIATE ... COMMIT; roll back and raise StorageError on failure."""
+        """Run ``fn`` in BEGIN IMMEDIATE ... COMMIT; roll back and raise StorageError on failure."""
 
         def run() -> T:
             conn = self.conn
@@ -127,7 +126,9 @@ class Database:
                 try:
                     for statement in _statements(migration.sql):
                         conn.execute(statement)
-                    conn.execute("INSERT INTO schema_migrations(name) VALUES (?)", (migration.name,))
+                    conn.execute(
+                        "INSERT INTO schema_migrations(name) VALUES (?)", (migration.name,)
+                    )
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-
 from doorwatch.health import Health
 from doorwatch.metrics import Metrics
 
@@ -20,7 +19,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
     body = request.app[METRICS_KEY].render()
-    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    return web.Response(
+        body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
-from pydantic import Field, field_validator
-
 from doorwatch.config.base import Duration, Identifier, Model
 from doorwatch.errors import DecodeError
 from doorwatch.events import Event
+from pydantic import Field, field_validator
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +116,5 @@ def json_object(payload: bytes) -> dict[str, Any]:
     """Parse a payload that must be a JSON object."""
     data = load_json(payload)
     if not isinstance(data, dict):
-        raise DecodeError(
-            f"expected a JSON object, got {type(data).__name__}", kind="wrong_type"
-        )
+        raise DecodeError(f"expected a JSON object, got {type(data).__name__}", kind="wrong_type")
     return data

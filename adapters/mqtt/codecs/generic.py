@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
-
 from doorwatch.adapters.mqtt.codecs.base import (
     Codec,
     ControllerOptions,
@@ -21,6 +19,7 @@ from doorwatch.adapters.mqtt.codecs.base import (
 )
 from doorwatch.errors import DecodeError
 from doorwatch.events import Direction, Event, EventKind, content_key, mask_credential, parse_iso
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
 
 
 class GenericOptions(ControllerOptions):
@@ -81,7 +80,9 @@ class GenericCodec(Codec[GenericOptions]):
         door_ref = body.door_ref or body.door
         # Without a dedupe key, identical payloads are the same event: publishers that repeat
         # an identical event must add device_time or a dedupe_key to tell the repeats apart.
-        dedupe_key = body.dedupe_key or content_key(f"generic:{source}", message.topic, message.payload)
+        dedupe_key = body.dedupe_key or content_key(
+            f"generic:{source}", message.topic, message.payload
+        )
         return [
             Event(
                 kind=body.kind,
