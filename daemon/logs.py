@@ -13,7 +13,9 @@ from doorwatch.events import mask_credential
 
 # Keys whose values must never reach a log line, whatever a caller passes by mistake.
 _SECRET_KEY = re.compile(
-    r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|session", re.IGNORECASE
+    r"(^|_)(pass(word|wd)?|secret|token|api_?key|authorization|cookie|csrf"
+    r"|session_?(id|token|key))($|_)",
+    re.IGNORECASE,
 )
 _CARD_KEY = re.compile(r"^(card(_number)?|card-number|uid|pin|credential)$", re.IGNORECASE)
 # A bare run of 6+ digits inside free text is treated as a possible card number.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -57,6 +58,8 @@ class Broker:
         conf = self.workdir / "mosquitto.conf"
         lines = [
             f"listener {self.port} 127.0.0.1",
+            # mosquitto started as root drops to user 'mosquitto', which cannot write here.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
             "allow_anonymous true",
             "max_queued_messages 100000",
             "max_inflight_messages 20",
@@ -69,8 +72,8 @@ class Broker:
             "log_type warning",
         ]
         conf.write_text("\n".join(lines) + "\n")
-        log = (self.workdir / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=log)
+        with (self.workdir / "mosquitto.log").open("ab") as log:
+            self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=log)
         wait_for_port(self.port)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -143,24 +146,129 @@ class DaemonProcess:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, env: dict[str, str] | None = None) -> None:
-        self.log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "doorwatch", "run", "-c", str(self.config)],
-            stdout=self.log,
-            stderr=self.log,
-            env={**os.environ, **(env or {})},
-        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "doorwatch", "run", "-c", str(self.config)],
+                stdout=log,
+                stderr=log,
+                env={**os.environ, **(env or {})},
+            )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        code = self.process.wait(timeout)
-        self.log.close()
-        return code
+        return self.process.wait(timeout)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def journal_rows(
+    db_path: Path, sql: str = "SELECT dedupe_key FROM events"
+) -> list[tuple[object, ...]]:
+    """Read the daemon's journal from outside (WAL lets readers in while it writes)."""
+    import sqlite3
+
+    if not db_path.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    try:
+        return list(conn.execute(sql))
+    except sqlite3.OperationalError:
+        return []  # Tables not created yet.
+    finally:
+        conn.close()
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture
+def site_config(tmp_path: Path, broker: Broker):
+    """A daemon config with one generic controller on this test's broker and a free console port."""
+
+    def make(
+        extra: str = "", *, client_id: str = "dw-test", controllers: str | None = None
+    ) -> Path:
+        port = free_port()
+        controllers = (
+            controllers
+            or """
+            controllers:
+              - {id: gen, codec: generic, topics: ["site/+/events"], doors: {"gym": gym-east}}
+        """
+        )
+        body = f"""
+            site: {{name: Test High, timezone: America/Chicago}}
+            mqtt: {{url: "{broker.url}", client_id: {client_id}, keepalive: 5}}
+            storage: {{path: {tmp_path / "doorwatch.db"}}}
+            doors:
+              - {{id: gym-east, name: Gym east, zone: athletics}}
+              - {{id: main, name: Main entrance}}
+            console: {{listen: "127.0.0.1:{port}"}}
+        """
+        text = textwrap.dedent(body) + textwrap.dedent(controllers) + textwrap.dedent(extra)
+        path = tmp_path / "doorwatch.yaml"
+        path.write_text(text)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[object]:
+    """Start ``doorwatch run`` subprocesses; every one still running is killed at teardown."""
+    started: list[DaemonProcess] = []
+
+    def start(config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
+        proc = DaemonProcess(config=config, log_path=tmp_path / f"daemon-{len(started)}.log")
+        proc.start(env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.process is not None and proc.process.poll() is None:
+            proc.process.kill()
+            proc.process.wait(5)
+
+
+def console_url(config: Path) -> str:
+    """The console's base URL, read back from a config file."""
+    import yaml
+
+    listen = yaml.safe_load(config.read_text())["console"]["listen"]
+    return f"http://{listen}"
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """GET a URL; return (status, body), with status 0 when nothing answers."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local test URL.
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+def wait_healthy(config: Path, timeout: float = 20.0) -> None:
+    """Wait until the daemon's /healthz says every part is fine (MQTT connected)."""
+    base = console_url(config)
+    wait_until(lambda: http_get(base + "/healthz")[0] == 200, timeout, what=f"{base}/healthz 200")

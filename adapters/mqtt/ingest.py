@@ -142,18 +142,6 @@ class MqttIngest:
 
     def _decode(self, message: MqttMessage, batch: _Batch) -> None:
         self.metrics.mqtt_messages.inc()
-        if len(message.payload) > self.max_payload_bytes:
-            self._dead(
-                batch,
-                message,
-                None,
-                DecodeError(
-                    f"payload of {len(message.payload)} bytes exceeds max_payload_bytes "
-                    f"({self.max_payload_bytes})",
-                    kind="too_large",
-                ),
-            )
-            return
         routes = self._routes_for(message.topic)
         if not routes:
             # A persistent session can deliver messages for filters an older config had.
@@ -162,6 +150,18 @@ class MqttIngest:
                 message,
                 None,
                 DecodeError("no controller subscribes to this topic", kind="unknown_topic"),
+            )
+            return
+        if len(message.payload) > self.max_payload_bytes:
+            self._dead(
+                batch,
+                message,
+                routes[0].options.id,
+                DecodeError(
+                    f"payload of {len(message.payload)} bytes exceeds max_payload_bytes "
+                    f"({self.max_payload_bytes})",
+                    kind="too_large",
+                ),
             )
             return
         inbound = InboundMessage(

@@ -19,7 +19,7 @@ from doorwatch.config.base import (
     TimeZoneName,
 )
 from doorwatch.rules.config import RuleConfig, Severity
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 
 def _slug(text: str) -> str:
@@ -328,7 +328,7 @@ class ConsoleConfig(Model):
     """The web console and JSON API."""
 
     enabled: bool = True
-    listen: Annotated[str, AfterValidator(_check_listen)] = "127.0.0.1:8080"
+    listen: Annotated[str, BeforeValidator(str), AfterValidator(_check_listen)] = "127.0.0.1:8080"
     tls_cert_file: ConfigPath | None = None
     tls_key_file: ConfigPath | None = None
     session_idle: Duration = Field(default=30 * 60.0, gt=0)

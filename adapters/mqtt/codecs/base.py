@@ -105,7 +105,7 @@ def load_json(payload: bytes) -> Any:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         text = str(exc)
-        if "recursion" in text.lower():
+        if "recursion" in text.lower() or "depth" in text.lower():
             raise DecodeError("JSON nested too deeply", kind="too_deep") from None
         raise DecodeError(f"not JSON: {text.splitlines()[0][:120]}", kind="malformed") from None
     except RecursionError:
