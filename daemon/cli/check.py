@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from doorwatch.config import Config, load_config
+from doorwatch.config.base import CREDENTIALS_VARIABLE
 from doorwatch.config.secrets import read_secret
 from doorwatch.errors import ConfigError
 
@@ -21,27 +23,59 @@ def add_parser(sub: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
-def secret_problems(config: Config) -> list[str]:
-    """Try to read every secret file the config names; return the problems."""
-    paths: list[tuple[str, Path]] = []
-    if config.mqtt and config.mqtt.password_file:
-        paths.append(("mqtt.password_file", config.mqtt.password_file))
-    for index, camera in enumerate(config.cameras):
-        if camera.password_file:
-            paths.append((f"cameras[{index}].password_file", camera.password_file))
-    for index, hook in enumerate(config.notify.webhooks):
-        if hook.secret_file:
-            paths.append((f"notify.webhooks[{index}].secret_file", hook.secret_file))
-    for index, target in enumerate(config.notify.apprise):
-        if target.url_file:
-            paths.append((f"notify.apprise[{index}].url_file", target.url_file))
-    problems = []
-    for key_path, path in paths:
+def _files(config: Config) -> list[tuple[str, Path]]:
+    """Every file the config names, with its key path: secrets, certificates and keys."""
+    files: list[tuple[str, Path | None]] = []
+    if config.mqtt is not None:
+        files += [
+            ("mqtt.password_file", config.mqtt.password_file),
+            ("mqtt.ca_file", config.mqtt.ca_file),
+            ("mqtt.cert_file", config.mqtt.cert_file),
+            ("mqtt.key_file", config.mqtt.key_file),
+        ]
+    files += [
+        (f"cameras[{i}].password_file", c.password_file) for i, c in enumerate(config.cameras)
+    ]
+    files += [
+        (f"notify.webhooks[{i}].secret_file", h.secret_file)
+        for i, h in enumerate(config.notify.webhooks)
+    ]
+    files += [
+        (f"notify.apprise[{i}].url_file", t.url_file) for i, t in enumerate(config.notify.apprise)
+    ]
+    files += [
+        ("console.tls_cert_file", config.console.tls_cert_file),
+        ("console.tls_key_file", config.console.tls_key_file),
+    ]
+    return [(key, path) for key, path in files if path is not None]
+
+
+def secret_problems(config: Config) -> tuple[list[str], list[str]]:
+    """Try to read every file the config names; return (problems, notes).
+
+    Paths in ``$CREDENTIALS_DIRECTORY`` only exist while systemd runs the service; outside it
+    they are noted, not failed, so a config can be checked before it is installed.
+    """
+    problems: list[str] = []
+    notes: list[str] = []
+    for key_path, path in _files(config):
+        if CREDENTIALS_VARIABLE in str(path) and CREDENTIALS_VARIABLE not in os.environ:
+            notes.append(
+                f"{key_path}: {path} is read under systemd (LoadCredential=); not checked here"
+            )
+            continue
         try:
-            read_secret(path, key_path=key_path)
+            if key_path.endswith(("password_file", "secret_file", "url_file")):
+                read_secret(path, key_path=key_path)
+            else:
+                # Certificates and CA bundles may be large; being there and readable is enough.
+                with path.open("rb") as handle:
+                    handle.read(1)
         except ConfigError as exc:
             problems.append(str(exc))
-    return problems
+        except OSError as exc:
+            problems.append(f"{key_path}: cannot read {path} ({exc.strerror}); fix: check the path")
+    return problems, notes
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -51,7 +85,10 @@ def handle(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)  # noqa: T201
         return 1
-    problems = [f"{args.config}: {p}" for p in secret_problems(config)]
+    problems, notes = secret_problems(config)
+    for note in notes:
+        print(f"{args.config}: note: {note}", file=sys.stderr)  # noqa: T201
+    problems = [f"{args.config}: {p}" for p in problems]
     if problems:
         print("\n".join(problems), file=sys.stderr)  # noqa: T201
         return 1
