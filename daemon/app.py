@@ -13,7 +13,9 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+
 from doorwatch import sdnotify
+from doorwatch.accounts import Accounts
 from doorwatch.adapters.mqtt.client import MqttClient, MqttSettings
 from doorwatch.adapters.mqtt.ingest import MqttIngest, build_routes
 from doorwatch.config import Config
@@ -25,8 +27,10 @@ from doorwatch.metrics import Metrics
 from doorwatch.pipeline import Pipeline
 from doorwatch.state import StateStore
 from doorwatch.storage import Database
-from doorwatch.web import ops
+from doorwatch.web.api import door_json
+from doorwatch.web.app import build_web_app
 from doorwatch.web.server import serve
+from doorwatch.web.stream import Hub
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +57,8 @@ class Daemon:
     pipeline: Pipeline
     health: Health
     web_app: web.Application
+    accounts: Accounts
+    hub: Hub
     mqtt: MqttClient | None = None
     ingest: MqttIngest | None = None
     # Extra long-running parts (rules engine, notifiers, cameras), each a named coroutine.
@@ -197,10 +203,26 @@ async def build(config: Config) -> Daemon:
                 "ok" if pipeline.storage_ok else str(pipeline.last_storage_error),
             ),
         )
-        web_app = web.Application(client_max_size=64 * 1024)
-        web_app[ops.HEALTH_KEY] = health
-        web_app[ops.METRICS_KEY] = metrics
-        ops.add_routes(web_app)
+        console = config.console
+        accounts = Accounts(
+            db,
+            session_idle=console.session_idle,
+            session_max=console.session_max,
+            max_attempts=console.login_attempts,
+            lockout=console.lockout,
+        )
+        await accounts.setup()
+        hub = Hub()
+        state.subscribe(lambda door: hub.publish("door", door_json(config, state, door.door)))
+        web_app = build_web_app(
+            config=config,
+            health=health,
+            metrics=metrics,
+            accounts=accounts,
+            state=state,
+            journal=journal,
+            hub=hub,
+        )
         daemon = Daemon(
             config=config,
             db=db,
@@ -210,6 +232,8 @@ async def build(config: Config) -> Daemon:
             pipeline=pipeline,
             health=health,
             web_app=web_app,
+            accounts=accounts,
+            hub=hub,
         )
         if config.mqtt is not None:
             _wire_mqtt(daemon)

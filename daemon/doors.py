@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 import structlog
+
 from doorwatch.events import Event
 from doorwatch.metrics import Metrics
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+
 from doorwatch.events import Event
 from doorwatch.storage import Database, Migration
 

@@ -9,6 +9,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
 from doorwatch.events import mask_credential
 
 # Keys whose values must never reach a log line, whatever a caller passes by mistake.

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
+
 from doorwatch.errors import StorageError
 from doorwatch.events import Event
 from doorwatch.journal import DeadLetter, Journal, JournaledEvent

@@ -272,3 +272,30 @@ def wait_healthy(config: Path, timeout: float = 20.0) -> None:
     """Wait until the daemon's /healthz says every part is fine (MQTT connected)."""
     base = console_url(config)
     wait_until(lambda: http_get(base + "/healthz")[0] == 200, timeout, what=f"{base}/healthz 200")
+
+
+@pytest.fixture
+async def running_daemon(tmp_path: Path):  # noqa: ANN201
+    """Factory: build and run a daemon in this process (no MQTT unless configured)."""
+    import asyncio
+
+    from doorwatch import app
+    from doorwatch.config import load_config
+
+    tasks = []
+
+    async def start(body: str):  # noqa: ANN202
+        path = tmp_path / "doorwatch.yaml"
+        path.write_text(textwrap.dedent(body).lstrip())
+        daemon = await app.build(load_config(path))
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop, ready=ready.set))
+        tasks.append((stop, task))
+        await asyncio.wait_for(ready.wait(), 10)
+        return daemon
+
+    yield start
+    for stop, task in tasks:
+        stop.set()
+        await asyncio.wait_for(task, 10)

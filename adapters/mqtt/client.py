@@ -20,12 +20,13 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import structlog
-from doorwatch.events import utcnow
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from doorwatch.events import utcnow
 
 log = structlog.get_logger(__name__)
 

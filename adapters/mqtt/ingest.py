@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
+from paho.mqtt.client import topic_matches_sub
+
 from doorwatch.adapters.mqtt.client import MqttClient, MqttMessage
 from doorwatch.adapters.mqtt.codecs import CODECS, Codec, ControllerOptions, InboundMessage
 from doorwatch.doors import DoorResolver
@@ -17,7 +19,6 @@ from doorwatch.events import Event
 from doorwatch.journal import DeadLetter
 from doorwatch.metrics import Metrics
 from doorwatch.pipeline import Pipeline
-from paho.mqtt.client import topic_matches_sub
 
 log = structlog.get_logger(__name__)
 

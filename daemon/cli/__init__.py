@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from doorwatch import __version__
-from doorwatch.cli import check, decode, run
+from doorwatch import __version__, logs
+from doorwatch.cli import check, decode, run, user
 
 # Each module adds its subparser and sets ``handler``; the order here is the order in --help.
-COMMANDS = (run, check, decode)
+COMMANDS = (run, check, decode, user)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Tools log warnings only, and to stderr: stdout is their output (decode, replay).
+    logs.configure("warning", "auto")
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

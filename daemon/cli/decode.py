@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import TypeAdapter, ValidationError
+
 from doorwatch.adapters.mqtt.codecs import (
     CODECS,
     ControllerConfig,
@@ -18,7 +20,6 @@ from doorwatch.config import Config, load_config
 from doorwatch.doors import DoorResolver
 from doorwatch.errors import ConfigError, DecodeError
 from doorwatch.events import Event, utcnow
-from pydantic import TypeAdapter, ValidationError
 
 # stdin is read up to this; a bigger payload is refused like the daemon refuses it.
 _MAX_INPUT = 4 * 1024 * 1024

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
 from doorwatch import logs
 from doorwatch.config import load_config
 from doorwatch.errors import ConfigError, StorageError

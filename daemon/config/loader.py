@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel, ValidationError
+
 from doorwatch.config.base import DURATION_HINT
 from doorwatch.config.models import Config
 from doorwatch.config.references import check_references
 from doorwatch.errors import ConfigError
-from pydantic import BaseModel, ValidationError
 
 Loc = tuple[str | int, ...]
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+
 from doorwatch.adapters.mqtt.codecs import ControllerConfig
 from doorwatch.adapters.onvif.config import CameraConfig
 from doorwatch.config.base import (
@@ -19,7 +21,6 @@ from doorwatch.config.base import (
     TimeZoneName,
 )
 from doorwatch.rules.config import RuleConfig, Severity
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 
 def _slug(text: str) -> str:

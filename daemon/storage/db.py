@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import structlog
+
 from doorwatch.errors import StorageError
 
 log = structlog.get_logger(__name__)

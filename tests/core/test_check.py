@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from doorwatch.config import load_config
 from doorwatch.errors import ConfigError
 

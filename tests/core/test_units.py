@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import structlog
+
 from doorwatch import logs
 from doorwatch.config.base import _parse_duration
 from doorwatch.config.models import parse_days, parse_window

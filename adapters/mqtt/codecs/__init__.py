@@ -6,6 +6,8 @@ class side by side; importing the module registers it.
 
 from typing import Annotated
 
+from pydantic import Field
+
 from doorwatch.adapters.mqtt.codecs import generic
 from doorwatch.adapters.mqtt.codecs.base import (
     CODECS,
@@ -14,7 +16,6 @@ from doorwatch.adapters.mqtt.codecs.base import (
     InboundMessage,
     register_codec,
 )
-from pydantic import Field
 
 # One arm per codec module; pydantic picks the arm by `codec` and reports errors of that arm.
 ControllerConfig = Annotated[

@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
+from pydantic import Field, field_validator
+
 from doorwatch.config.base import Duration, Identifier, Model
 from doorwatch.errors import DecodeError
 from doorwatch.events import Event
-from pydantic import Field, field_validator
 
 
 @dataclass(frozen=True, slots=True)

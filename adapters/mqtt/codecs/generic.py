@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
+
 from doorwatch.adapters.mqtt.codecs.base import (
     Codec,
     ControllerOptions,
@@ -19,7 +21,6 @@ from doorwatch.adapters.mqtt.codecs.base import (
 )
 from doorwatch.errors import DecodeError
 from doorwatch.events import Direction, Event, EventKind, content_key, mask_credential, parse_iso
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
 
 
 class GenericOptions(ControllerOptions):
