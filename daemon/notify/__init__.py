@@ -1,0 +1,1 @@
+"""Delivering alerts: a durable outbox and one notifier module per kind of receiver."""
