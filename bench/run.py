@@ -26,7 +26,6 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,12 +265,11 @@ class Daemon:
         import urllib.request
 
         while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.console_port}/healthz", timeout=0.5
-                ) as r:
-                    if r.status == 200:
-                        return time.perf_counter() - started
+            with contextlib.suppress(OSError), urllib.request.urlopen(
+                f"http://127.0.0.1:{self.console_port}/healthz", timeout=0.5
+            ) as r:
+                if r.status == 200:
+                    return time.perf_counter() - started
             if self.process.poll() is not None:
                 raise RuntimeError("daemon exited; see " + str(self.workdir / "daemon.log"))
             time.sleep(0.01)

@@ -18,6 +18,7 @@ from doorwatch import sdnotify
 from doorwatch.accounts import Accounts
 from doorwatch.adapters.mqtt.client import MqttClient, MqttSettings
 from doorwatch.adapters.mqtt.ingest import MqttIngest, build_routes
+from doorwatch.alerts.service import AlertService, build_alerts
 from doorwatch.config import Config
 from doorwatch.config.secrets import read_secret
 from doorwatch.events import utcnow
@@ -28,7 +29,7 @@ from doorwatch.pipeline import Pipeline
 from doorwatch.state import StateStore
 from doorwatch.storage import Database
 from doorwatch.web.api import door_json
-from doorwatch.web.app import build_web_app
+from doorwatch.web.app import attach_alerts, build_web_app
 from doorwatch.web.server import serve
 from doorwatch.web.stream import Hub
 
@@ -61,6 +62,7 @@ class Daemon:
     hub: Hub
     mqtt: MqttClient | None = None
     ingest: MqttIngest | None = None
+    alerts: AlertService | None = None
     # Extra long-running parts (rules engine, notifiers, cameras), each a named coroutine.
     services: dict[str, Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=dict)
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -182,6 +184,7 @@ async def build(config: Config) -> Daemon:
     metrics = Metrics()
     health = Health()
     db = await Database.open(config.storage.path)
+    daemon: Daemon | None = None
     try:
         journal = Journal(db)
         await journal.setup()
@@ -237,10 +240,24 @@ async def build(config: Config) -> Daemon:
         )
         if config.mqtt is not None:
             _wire_mqtt(daemon)
+        await _wire_alerts(daemon)
     except BaseException:
+        if daemon is not None and daemon.alerts is not None and daemon.alerts.http is not None:
+            await daemon.alerts.http.close()
         await db.close()
         raise
     return daemon
+
+
+async def _wire_alerts(daemon: Daemon) -> None:
+    service = await build_alerts(daemon.config, daemon.db, daemon.metrics, mqtt=daemon.mqtt)
+    hub = daemon.hub
+    service.store.listeners.append(
+        lambda change: hub.publish("alert", {"action": change.action, "alert": change.alert})
+    )
+    attach_alerts(daemon.web_app, service.store, service.outbox)
+    daemon.alerts = service
+    daemon.services["alerts"] = service.run
 
 
 def _wire_mqtt(daemon: Daemon) -> None:

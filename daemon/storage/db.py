@@ -162,5 +162,15 @@ class Database:
 
 
 def _statements(sql: str) -> list[str]:
-    """Split a migration script into statements (no semicolons inside our literals)."""
-    return [part.strip() for part in sql.split(";") if part.strip()]
+    """Split a migration script into statements (triggers hold semicolons of their own)."""
+    statements: list[str] = []
+    buffer = ""
+    for part in sql.split(";"):
+        buffer += part + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip(" \n;"):
+        raise sqlite3.OperationalError(f"incomplete statement in migration: {buffer.strip()[:60]}")
+    return statements

@@ -5,12 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from doorwatch.accounts import Accounts
+from doorwatch.alerts.store import AlertStore
 from doorwatch.config import Config
 from doorwatch.health import Health
 from doorwatch.journal import Journal
 from doorwatch.metrics import Metrics
+from doorwatch.notify.outbox import Outbox
 from doorwatch.state import StateStore
-from doorwatch.web import api, auth_api, ops, stream
+from doorwatch.web import alerts_api, api, auth_api, ops, stream, users_api
 from doorwatch.web.security import ACCOUNTS_KEY, TLS_KEY, access_control, security_headers
 
 # Requests are small JSON bodies (a login, an acknowledgement note).
@@ -40,5 +42,14 @@ def build_web_app(
     ops.add_routes(app)
     auth_api.add_routes(app)
     api.add_routes(app)
+    users_api.add_routes(app)
     app.router.add_get("/api/v1/stream", stream.stream)
+    app[stream.STREAM_FILTER_KEY] = alerts_api.stream_filter
     return app
+
+
+def attach_alerts(app: web.Application, store: AlertStore, outbox: Outbox) -> None:
+    """Mount the alert endpoints once the alert store exists."""
+    app[alerts_api.ALERTS_KEY] = store
+    app[alerts_api.OUTBOX_KEY] = outbox
+    alerts_api.add_routes(app)

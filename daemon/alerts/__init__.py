@@ -1,0 +1,1 @@
+"""Alerts: their model and lifecycle, the SQLite store, routing, escalation and delivery."""
