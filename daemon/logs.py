@@ -40,6 +40,10 @@ def redact(
     return event_dict
 
 
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure(level: str = "info", fmt: str = "auto") -> None:
     """Configure structlog once for the process."""
     renderer: Any
@@ -59,7 +63,9 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             getattr(logging, level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # Look stderr up at each use: tests and tools swap it, and a logger holding a closed
+        # stream would fail every later line.
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
 
