@@ -275,7 +275,7 @@ def wait_healthy(config: Path, timeout: float = 20.0) -> None:
 
 
 @pytest.fixture
-async def running_daemon(tmp_path: Path):  # noqa: ANN201
+async def running_daemon(tmp_path: Path):
     """Factory: build and run a daemon in this process (no MQTT unless configured)."""
     import asyncio
 
@@ -284,7 +284,7 @@ async def running_daemon(tmp_path: Path):  # noqa: ANN201
 
     tasks = []
 
-    async def start(body: str):  # noqa: ANN202
+    async def start(body: str):
         path = tmp_path / "doorwatch.yaml"
         path.write_text(textwrap.dedent(body).lstrip())
         daemon = await app.build(load_config(path))

@@ -145,9 +145,11 @@ async def test_logout_ends_the_session_on_the_server(running_daemon, tmp_path):
         cookie = response.cookies["doorwatch_session"].value
         async with http.post(base + "/api/v1/logout", headers={"X-CSRF-Token": body["csrf_token"]}):
             pass
-    async with client(cookies={"doorwatch_session": cookie}) as thief:
-        async with thief.get(base + "/api/v1/doors") as r:
-            assert r.status == 401
+    async with (
+        client(cookies={"doorwatch_session": cookie}) as thief,
+        thief.get(base + "/api/v1/doors") as r,
+    ):
+        assert r.status == 401
 
 
 async def test_session_fixation_a_planted_cookie_is_replaced(running_daemon, tmp_path):
