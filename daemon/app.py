@@ -176,6 +176,7 @@ def mqtt_settings(config: Config, subscriptions: tuple[str, ...]) -> MqttSetting
         cert_file=str(mqtt.cert_file) if mqtt.cert_file else None,
         key_file=str(mqtt.key_file) if mqtt.key_file else None,
         reconnect_max=mqtt.reconnect_max,
+        protocol=mqtt.protocol,
     )
 
 

@@ -65,6 +65,9 @@ class MqttSettings:
     cert_file: str | None = None
     key_file: str | None = None
     reconnect_max: float = 30.0
+    # "5" (the default: session expiry, receive maximum, reason codes) or "3.1.1" for brokers
+    # that speak nothing newer (the embedded demo broker, old site brokers).
+    protocol: str = "5"
 
 
 class MqttError(Exception):
@@ -155,9 +158,15 @@ class MqttClient:
         self._paho = client
         self._generation += 1
         self._disconnected = self._loop.create_future()
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = self.settings.session_expiry
-        properties.ReceiveMaximum = self.settings.receive_maximum
+        v5 = self.settings.protocol == "5"
+        properties: Properties | None = None
+        if v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self.settings.session_expiry
+            properties.ReceiveMaximum = self.settings.receive_maximum
+        # MQTT 5 keeps the session with clean_start=False plus an expiry; 3.1.1 with
+        # clean_session=False, set on the client. Either way the broker queues for us.
+        session: dict[str, Any] = {"clean_start": False, "properties": properties} if v5 else {}
         # connect() blocks on TCP and TLS handshakes; keep it off the loop. paho calls our
         # socket callbacks from that thread; they hop back onto the loop (see _on_loop).
         await asyncio.wait_for(
@@ -167,8 +176,7 @@ class MqttClient:
                     self.settings.host,
                     self.settings.port,
                     keepalive=self.settings.keepalive,
-                    clean_start=False,
-                    properties=properties,
+                    **session,
                 ),
             ),
             timeout=_CONNECT_TIMEOUT,
@@ -177,10 +185,12 @@ class MqttClient:
 
     def _make_client(self) -> paho.Client:
         s = self.settings
+        v5 = s.protocol == "5"
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else False,
             manual_ack=True,
             reconnect_on_failure=False,
         )
@@ -319,9 +329,14 @@ class MqttClient:
         )
         # Subscribing on every connect keeps subscriptions even if the broker lost the session.
         # Retained messages only on a new subscription: with a kept session they were seen.
-        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
         if self.settings.subscriptions:
-            client.subscribe([(topic, options) for topic in self.settings.subscriptions])
+            if self.settings.protocol == "5":
+                options = SubscribeOptions(
+                    qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+                )
+                client.subscribe([(topic, options) for topic in self.settings.subscriptions])
+            else:
+                client.subscribe([(topic, 1) for topic in self.settings.subscriptions])
         client.publish(self.settings.status_topic, b"online", qos=1, retain=True)
         self._connected.set()
         if self._on_connection_change is not None:

@@ -82,6 +82,9 @@ class MqttConfig(Model):
     receive_maximum: int = Field(default=100, ge=1, le=65535)
     max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
     reconnect_max: Duration = Field(default=30.0, ge=1)
+    protocol: Annotated[Literal["5", "3.1.1"], BeforeValidator(str)] = Field(
+        default="5", description="MQTT version; 3.1.1 only for brokers that lack 5."
+    )
 
     @property
     def host(self) -> str:

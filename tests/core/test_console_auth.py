@@ -39,7 +39,9 @@ async def start(running_daemon, tmp_path, **console):
     return daemon, f"http://127.0.0.1:{daemon.config.console.port}"
 
 
-async def login(session: aiohttp.ClientSession, base: str, name: str = "ann", password: str = PASSWORD):
+async def login(
+    session: aiohttp.ClientSession, base: str, name: str = "ann", password: str = PASSWORD
+):
     async with session.post(f"{base}/api/v1/login", json={"name": name, "password": password}) as r:
         return r.status, await r.json(), r
 
@@ -62,13 +64,21 @@ async def test_every_api_endpoint_needs_a_session(running_daemon, tmp_path):
             assert response.status == 200
 
 
-async def test_login_sets_a_strict_httponly_cookie_and_returns_a_csrf_token(running_daemon, tmp_path):
+async def test_login_sets_a_strict_httponly_cookie_and_returns_a_csrf_token(
+    running_daemon, tmp_path
+):
     """A good login answers the user and a CSRF token and sets a HttpOnly SameSite=Strict cookie."""
     _, base = await start(running_daemon, tmp_path)
     async with client() as http:
         status, body, response = await login(http, base)
         assert status == 200
-        assert body["user"] == {"id": 1, "name": "ann", "role": "guard", "audiences": [], "disabled": False}
+        assert body["user"] == {
+            "id": 1,
+            "name": "ann",
+            "role": "guard",
+            "audiences": [],
+            "disabled": False,
+        }
         assert len(body["csrf_token"]) >= 32
         cookie = response.headers["Set-Cookie"]
         assert "HttpOnly" in cookie
@@ -229,6 +239,8 @@ def test_user_command_adds_accounts_and_refuses_weak_passwords(tmp_path):
     assert listing.stdout.strip() == "guard1\tguard\tguards-east"
     import sqlite3
 
-    stored = sqlite3.connect(tmp_path / "dw.db").execute("SELECT password_hash FROM users").fetchone()[0]
+    stored = (
+        sqlite3.connect(tmp_path / "dw.db").execute("SELECT password_hash FROM users").fetchone()[0]
+    )
     assert stored.startswith("$argon2id$")
     assert PASSWORD not in stored

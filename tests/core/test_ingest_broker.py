@@ -101,3 +101,21 @@ def test_sigkill_with_messages_in_flight_loses_nothing(
     wait_until(lambda: len(keys(db)) == total + 1, timeout=60, what="every event journaled")
     assert len(set(keys(db))) == total + 1
     assert restarted.stop() == 0
+
+
+def test_mqtt_3_1_1_session_also_keeps_what_arrives_while_down(
+    broker, publisher, site_config, daemon_factory, tmp_path
+):
+    """With protocol 3.1.1 (clean_session=False) the broker also queues for a stopped daemon."""
+    config = site_config()
+    config.write_text(
+        config.read_text().replace("keepalive: 5}", 'keepalive: 5, protocol: "3.1.1"}')
+    )
+    db = tmp_path / "doorwatch.db"
+    first = daemon_factory(config)
+    wait_healthy(config)
+    assert first.stop() == 0
+    for i in range(50):
+        publisher.publish("site/a/events", event(f"v311-{i}"))
+    daemon_factory(config)
+    wait_until(lambda: len(keys(db)) == 50, what="50 events journaled")
