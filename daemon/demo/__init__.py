@@ -1,0 +1,1 @@
+"""``doorwatch demo``: a whole simulated school on this machine, with no other setup."""
