@@ -27,15 +27,15 @@ def free_port() -> int:
 
 
 def find_mosquitto() -> str | None:
-    """mosquitto's path, if installed (it lives in sbin, often not on a user's PATH)."""
+    """The path of mosquitto, if installed (it lives in sbin, often not on a user's PATH)."""
     found = shutil.which("mosquitto")
     if found:
         return found
     return next((p for p in _MOSQUITTO_PATHS if Path(p).exists()), None)
 
 
-async def _wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _wait_port(port: int, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
         with contextlib.suppress(OSError):
             _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -87,13 +87,18 @@ class EmbeddedBroker:
             # Started as root, mosquitto drops to a 'mosquitto' user that cannot write here.
             lines.append(f"user {pwd.getpwuid(os.getuid()).pw_name}")
         conf.write_text("\n".join(lines) + "\n")
-        self._process = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the broker runs on.
+        self._process = subprocess.Popen(  # noqa: S603, ASYNC220 - our own config; returns at once.
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         self.kind = "mosquitto"
 
     async def _start_amqtt(self) -> None:
-        from amqtt.broker import Broker
+        try:
+            from amqtt.broker import Broker
+        except ImportError:
+            raise RuntimeError(
+                "the demo needs an MQTT broker: install mosquitto, or doorwatch[demo] (amqtt)"
+            ) from None
 
         self._amqtt = Broker(
             {
