@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from doorwatch import __version__, logs
-from doorwatch.cli import check, decode, run, user
+from doorwatch.cli import check, decode, demo, run, user
 
 # Each module adds its subparser and sets ``handler``; the order here is the order in --help.
-COMMANDS = (run, check, decode, user)
+COMMANDS = (run, check, decode, demo, user)
 
 
 def build_parser() -> argparse.ArgumentParser:
