@@ -117,14 +117,27 @@ class Journal:
         ]
 
         def write(conn: sqlite3.Connection) -> list[int | None]:
+            # One SELECT finds redeliveries, one executemany stores the rest: far cheaper than
+            # a statement per row. Seqs are consecutive because this thread is the only writer.
+            known = _existing_keys(conn, [row[0] for row in rows])
             seqs: list[int | None] = []
+            fresh = []
             for row in rows:
-                cursor = conn.execute(
-                    "INSERT OR IGNORE INTO events(dedupe_key, received_ts, kind, source, device,"
+                if row[0] in known:
+                    seqs.append(None)
+                else:
+                    known.add(row[0])
+                    fresh.append(row)
+                    seqs.append(0)
+            if fresh:
+                conn.executemany(
+                    "INSERT INTO events(dedupe_key, received_ts, kind, source, device,"
                     " door, camera, replayed, body) VALUES (?,?,?,?,?,?,?,?,?)",
-                    row,
+                    fresh,
                 )
-                seqs.append(cursor.lastrowid if cursor.rowcount == 1 else None)
+                last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+                numbers = iter(range(last - len(fresh) + 1, last + 1))
+                seqs = [None if s is None else next(numbers) for s in seqs]
             if dead_rows:
                 conn.executemany(
                     "INSERT INTO dead_letters(received_ts, source, topic, kind, reason, size,"
@@ -240,6 +253,25 @@ class Journal:
             return int(removed)
 
         return await self.db.transaction(delete)
+
+
+# SQLite allows at most 32766 host parameters per statement; stay well below it.
+_KEYS_PER_QUERY = 900
+
+
+def _existing_keys(conn: sqlite3.Connection, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[start : start + _KEYS_PER_QUERY]
+        marks = ",".join("?" * len(chunk))
+        found.update(
+            row[0]
+            for row in conn.execute(
+                f"SELECT dedupe_key FROM events WHERE dedupe_key IN ({marks})",  # noqa: S608
+                chunk,
+            )
+        )
+    return found
 
 
 def set_cursor(conn: sqlite3.Connection, name: str, seq: int) -> None:
