@@ -144,7 +144,7 @@ def register_session(port: int, client_id: str, topic: str) -> None:
     """Create a persistent QoS 1 subscription so the broker queues a backlog for it."""
     done = threading.Event()
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-    client.on_subscribe = lambda *a: done.set()
+    client.on_subscribe = lambda *_args: done.set()
     props = paho.Properties(paho.PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
     client.connect("127.0.0.1", port, clean_start=False, properties=props)
@@ -265,9 +265,12 @@ class Daemon:
         import urllib.request
 
         while True:
-            with contextlib.suppress(OSError), urllib.request.urlopen(
-                f"http://127.0.0.1:{self.console_port}/healthz", timeout=0.5
-            ) as r:
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.console_port}/healthz", timeout=0.5
+                ) as r,
+            ):
                 if r.status == 200:
                     return time.perf_counter() - started
             if self.process.poll() is not None:
@@ -292,7 +295,7 @@ class Daemon:
 
     def rss_mb(self) -> float:
         assert self.process is not None
-        with open(f"/proc/{self.process.pid}/status") as status:
+        with Path(f"/proc/{self.process.pid}/status").open() as status:
             for line in status:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
