@@ -12,6 +12,7 @@ from doorwatch.config import Config, load_config
 from doorwatch.config.base import CREDENTIALS_VARIABLE
 from doorwatch.config.secrets import read_secret
 from doorwatch.errors import ConfigError
+from doorwatch.rules.loader import load_custom_rules
 
 
 def add_parser(sub: Any) -> None:
@@ -86,6 +87,7 @@ def handle(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)  # noqa: T201
         return 1
     problems, notes = secret_problems(config)
+    problems += load_custom_rules(config)
     for note in notes:
         print(f"{args.config}: note: {note}", file=sys.stderr)  # noqa: T201
     problems = [f"{args.config}: {p}" for p in problems]

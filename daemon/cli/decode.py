@@ -70,7 +70,7 @@ def decode_payload(
 ) -> list[Event]:
     """Decode like the daemon would (door mapping included when a config is given)."""
     if fmt == "onvif":
-        from doorwatch.adapters.onvif.normalise import decode_envelope  # type: ignore[import-not-found]
+        from doorwatch.adapters.onvif.normalise import decode_envelope
 
         camera = config.cameras[0] if config and config.cameras else None
         events: list[Event] = decode_envelope(

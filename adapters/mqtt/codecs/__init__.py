@@ -8,7 +8,15 @@ from typing import Annotated
 
 from pydantic import Field
 
-from doorwatch.adapters.mqtt.codecs import generic
+from doorwatch.adapters.mqtt.codecs import (
+    axis,
+    esp_rfid,
+    generic,
+    mapping,
+    shelly,
+    uhppoted,
+    zigbee2mqtt,
+)
 from doorwatch.adapters.mqtt.codecs.base import (
     CODECS,
     Codec,
@@ -19,7 +27,13 @@ from doorwatch.adapters.mqtt.codecs.base import (
 
 # One arm per codec module; pydantic picks the arm by `codec` and reports errors of that arm.
 ControllerConfig = Annotated[
-    generic.GenericOptions,
+    generic.GenericOptions
+    | uhppoted.UhppotedOptions
+    | esp_rfid.EspRfidOptions
+    | zigbee2mqtt.Zigbee2MqttOptions
+    | axis.AxisOptions
+    | shelly.ShellyOptions
+    | mapping.MappingOptions,
     Field(discriminator="codec"),
 ]
 
