@@ -18,6 +18,7 @@ from doorwatch import sdnotify
 from doorwatch.accounts import Accounts
 from doorwatch.adapters.mqtt.client import MqttClient, MqttSettings
 from doorwatch.adapters.mqtt.ingest import MqttIngest, build_routes
+from doorwatch.adapters.mqtt.liveness import DeviceLiveness
 from doorwatch.alerts.service import AlertService, build_alerts
 from doorwatch.config import Config
 from doorwatch.config.secrets import read_secret
@@ -26,6 +27,7 @@ from doorwatch.health import CheckResult, Health
 from doorwatch.journal import Journal
 from doorwatch.metrics import Metrics
 from doorwatch.pipeline import Pipeline
+from doorwatch.rules.service import wire as wire_rules
 from doorwatch.state import StateStore
 from doorwatch.storage import Database
 from doorwatch.web.api import door_json
@@ -241,7 +243,12 @@ async def build(config: Config) -> Daemon:
         )
         if config.mqtt is not None:
             _wire_mqtt(daemon)
+        if config.cameras:
+            from doorwatch.adapters.onvif.manager import wire as wire_cameras
+
+            wire_cameras(daemon)
         await _wire_alerts(daemon)
+        await wire_rules(daemon)
     except BaseException:
         if daemon is not None and daemon.alerts is not None and daemon.alerts.http is not None:
             await daemon.alerts.http.close()
@@ -281,6 +288,10 @@ def _wire_mqtt(daemon: Daemon) -> None:
         on_connection_change=connection_changed,
     )
     daemon.mqtt, daemon.ingest = client, ingest
+    timeouts = {c.id: c.heartbeat_timeout for c in config.controllers if c.heartbeat_timeout}
+    if timeouts:
+        liveness = DeviceLiveness(daemon.pipeline, daemon.state, timeouts)
+        daemon.services["mqtt.liveness"] = liveness.run
 
     def mqtt_health() -> CheckResult:
         return CheckResult(client.connected, "connected" if client.connected else "not connected")

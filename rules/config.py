@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import enum
+import string
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from pydantic import (
+    AfterValidator,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
 from doorwatch.config.base import Duration, Identifier, Model
-from pydantic import Discriminator, Field, Tag
 
 
 class Severity(enum.StrEnum):
@@ -24,17 +35,49 @@ class Severity(enum.StrEnum):
         return list(Severity).index(self)
 
 
+# The names a title template may use; each is filled from the alert's door, camera and event,
+# and is empty when the alert has none (a device alert has no door).
+TITLE_FIELDS = frozenset(
+    {"door_name", "door", "zone", "camera", "holder", "device", "source", "rule", "credential"}
+)
+
+
+def _check_title(template: str | None) -> str | None:
+    if template is None:
+        return None
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(
+            f"not a title template ({exc}); write e.g. 'Propped: {{door_name}}'"
+        ) from None
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in TITLE_FIELDS:
+            raise ValueError(
+                f"unknown placeholder {{{name}}}; use "
+                + ", ".join(f"{{{f}}}" for f in sorted(TITLE_FIELDS))
+            )
+        if spec or conversion:
+            raise ValueError(f"placeholder {{{name}}} takes no format spec or conversion")
+    return template
+
+
 class RuleOptions(Model):
     """Settings every rule instance has."""
 
     id: Identifier | None = Field(
-        default=None, description="Instance id; defaults to the type (type-2, ... for repeats)."
+        default=None,
+        description="Instance id; defaults to the type (type-2, ... for repeats), or to the "
+        "module's name for a custom rule.",
     )
     enabled: bool = True
     severity: Severity | None = Field(default=None, description="Overrides the rule's default.")
-    title: str | None = Field(
+    title: Annotated[str | None, AfterValidator(_check_title)] = Field(
         default=None,
-        description="Title template; {door_name}, {door}, {zone}, {camera}, {holder}, {device}.",
+        description="Title template; {door_name}, {door}, {zone}, {camera}, {holder}, {device}, "
+        "{source}, {rule}, {credential}.",
     )
     audiences: list[Identifier] | None = Field(
         default=None, description="Who is told; defaults to the routing in notify."
@@ -55,6 +98,12 @@ class DoorHeldOpenOptions(RuleOptions):
     )
     prealarm_severity: Severity = Severity.LOW
 
+    @model_validator(mode="after")
+    def _prealarm_before_alarm(self) -> DoorHeldOpenOptions:
+        if self.prealarm_after is not None and self.prealarm_after >= self.held_open_after:
+            raise ValueError("prealarm_after must be shorter than held_open_after")
+        return self
+
 
 class DoorForcedOpenOptions(RuleOptions):
     """A door opens with no grant or exit request within the shunt, or reports forced."""
@@ -65,7 +114,10 @@ class DoorForcedOpenOptions(RuleOptions):
 
 
 class AfterHoursAccessOptions(RuleOptions):
-    """Access outside a schedule's open windows, holidays included, in the site's zone."""
+    """Access outside a schedule's open windows, holidays included, in the site's zone.
+
+    Judged by the local wall time of ``received_at`` in ``site.timezone``.
+    """
 
     type: Literal["after_hours_access"]
     schedule: Identifier = Field(description="Name of a schedule in `schedules`.")
@@ -88,7 +140,7 @@ class DuressOptions(RuleOptions):
 
 
 class DeviceOfflineOptions(RuleOptions):
-    """A controller reports offline, or is silent past its heartbeat timeout."""
+    """A controller reports offline (its adapter also reports silence past a heartbeat)."""
 
     type: Literal["device_offline"]
     devices: list[str] | None = Field(default=None, description="Only these devices/sources.")
@@ -108,12 +160,32 @@ class CameraOfflineOptions(RuleOptions):
     cameras: list[Identifier] | None = None
 
 
+def is_module_path(spec: str) -> bool:
+    """Whether a custom rule's ``module`` names a file rather than a dotted module."""
+    return spec.endswith(".py") or "/" in spec or "\\" in spec
+
+
 class CustomRuleOptions(RuleOptions):
     """A rule written in Python against doorwatch.rules.api."""
 
     type: Literal["custom"] = "custom"
-    module: str = Field(description="A .py file path or a dotted module name.")
+    module: str = Field(
+        min_length=1,
+        description="A .py file (relative to the config file) or a dotted module name.",
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="Passed to the rule.")
+
+    @field_validator("module")
+    @classmethod
+    def _resolve_path(cls, module: str, info: ValidationInfo) -> str:
+        """Make a relative file path relative to the config file, like every other path."""
+        if not is_module_path(module):
+            return module
+        path = Path(module).expanduser()
+        base = (info.context or {}).get("base_dir") if info.context else None
+        if not path.is_absolute() and base is not None:
+            path = Path(base) / path
+        return str(path)
 
 
 BUILTIN_RULE_TYPES = (
@@ -134,6 +206,31 @@ def _rule_tag(value: Any) -> str | None:
             return str(value["type"])
         return "custom" if "module" in value else None
     return getattr(value, "type", None)
+
+
+def rule_ids(rules: list[Any]) -> list[str]:
+    """The id of each rule instance: its own, else its type (``type-2`` ... for repeats).
+
+    A custom rule without an id is named after its module (``tailgating`` for
+    ``rules.d/tailgating.py``). Generated ids skip ids given explicitly.
+    """
+    taken = {r.id for r in rules if r.id is not None}
+    ids: list[str] = []
+    for rule in rules:
+        if rule.id is not None:
+            ids.append(rule.id)
+            continue
+        base = rule.type
+        if isinstance(rule, CustomRuleOptions):
+            base = Path(rule.module).stem if is_module_path(rule.module) else rule.module
+            base = base.rsplit(".", 1)[-1]
+        candidate, number = base, 1
+        while candidate in taken:
+            number += 1
+            candidate = f"{base}-{number}"
+        taken.add(candidate)
+        ids.append(candidate)
+    return ids
 
 
 RuleConfig = Annotated[

@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from doorwatch import __version__, logs
-from doorwatch.cli import check, decode, demo, run, user
+from doorwatch.cli import check, decode, demo, replay, run, simulate, user
 
 # Each module adds its subparser and sets ``handler``; the order here is the order in --help.
-COMMANDS = (run, check, decode, demo, user)
+COMMANDS = (run, check, decode, replay, demo, simulate, user)
 
 
 def build_parser() -> argparse.ArgumentParser:
