@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -19,7 +19,12 @@ from doorwatch.accounts import Accounts
 from doorwatch.adapters.mqtt.client import MqttClient, MqttSettings
 from doorwatch.adapters.mqtt.ingest import MqttIngest, build_routes
 from doorwatch.adapters.mqtt.liveness import DeviceLiveness
-from doorwatch.alerts.service import AlertService, build_alerts
+from doorwatch.alerts.service import (
+    AlertService,
+    build_alerts,
+    camera_snapshots,
+    schedule_on_duty,
+)
 from doorwatch.config import Config
 from doorwatch.config.secrets import read_secret
 from doorwatch.events import utcnow
@@ -34,6 +39,9 @@ from doorwatch.web.api import door_json
 from doorwatch.web.app import attach_alerts, build_web_app
 from doorwatch.web.server import serve
 from doorwatch.web.stream import Hub
+
+if TYPE_CHECKING:
+    from doorwatch.adapters.onvif.manager import CameraManager
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +73,7 @@ class Daemon:
     mqtt: MqttClient | None = None
     ingest: MqttIngest | None = None
     alerts: AlertService | None = None
+    cameras: CameraManager | None = None
     # Extra long-running parts (rules engine, notifiers, cameras), each a named coroutine.
     services: dict[str, Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=dict)
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -246,7 +255,7 @@ async def build(config: Config) -> Daemon:
         if config.cameras:
             from doorwatch.adapters.onvif.manager import wire as wire_cameras
 
-            wire_cameras(daemon)
+            daemon.cameras = wire_cameras(daemon)
         await _wire_alerts(daemon)
         await wire_rules(daemon)
     except BaseException:
@@ -258,7 +267,12 @@ async def build(config: Config) -> Daemon:
 
 
 async def _wire_alerts(daemon: Daemon) -> None:
-    service = await build_alerts(daemon.config, daemon.db, daemon.metrics, mqtt=daemon.mqtt)
+    config = daemon.config
+    service = await build_alerts(
+        config, daemon.db, daemon.metrics, mqtt=daemon.mqtt, on_duty=schedule_on_duty(config)
+    )
+    if daemon.cameras is not None:
+        service.snapshot_source = camera_snapshots(config, daemon.cameras)
     hub = daemon.hub
     service.store.listeners.append(
         lambda change: hub.publish("alert", {"action": change.action, "alert": change.alert})

@@ -35,11 +35,14 @@ from doorwatch.alerts.model import (
     command_to_json,
     deliver,
 )
+from doorwatch.alerts.service import route_audiences
+from doorwatch.alerts.sink import StoreSink
 from doorwatch.errors import ConfigError, StorageError
 from doorwatch.events import Event
 from doorwatch.journal import Journal, JournaledEvent, set_cursor
 from doorwatch.rules.api import Timer
 from doorwatch.rules.clock import Clock, RealClock
+from doorwatch.rules.config import Severity
 from doorwatch.rules.engine import EngineChanges, RulesEngine
 from doorwatch.rules.loader import RuleLoadError
 from doorwatch.storage import Database, Migration
@@ -321,12 +324,25 @@ def _write(conn: sqlite3.Connection, changes: EngineChanges, cursor: int | None)
         set_cursor(conn, CURSOR, cursor)
 
 
+def _sink(daemon: Daemon) -> AlertSink:
+    if daemon.alerts is None:
+        return AlertBook(site=daemon.config.site.name)
+    config = daemon.config
+
+    def route(rule: str, rule_type: str, zone: str | None, severity: Severity) -> tuple[str, ...]:
+        return route_audiences(
+            config, rule=rule, rule_type=rule_type, zone=zone, severity=severity, explicit=None
+        )
+
+    return StoreSink(daemon.alerts.store, route)
+
+
 async def wire(daemon: Daemon) -> RulesService:
     """Build the rules engine into the daemon: pipeline consumer plus the ``rules`` service.
 
-    The alert sink is the in-memory :class:`AlertBook` for now; a persistent store that
-    implements :class:`~doorwatch.alerts.model.AlertSink` replaces it by changing the
-    ``sink=`` argument below.
+    Alerts go to the daemon's SQLite alert store (through :class:`StoreSink`), which routes
+    them to audiences and queues their deliveries; without one (a daemon built for a test
+    without alerts) they go to an in-memory :class:`AlertBook`.
     """
     clock = RealClock()
     try:
@@ -337,7 +353,7 @@ async def wire(daemon: Daemon) -> RulesService:
         engine,
         daemon.db,
         daemon.journal,
-        sink=AlertBook(site=daemon.config.site.name),
+        sink=_sink(daemon),
         clock=clock,
     )
     await service.start()

@@ -58,6 +58,9 @@ class TransitionAction(enum.StrEnum):
     RAISED = "raised"
     UPDATED = "updated"
     ESCALATED = "escalated"
+    # The condition is over but nobody has acknowledged the alert yet: it stays open (the
+    # SQLite store; the in-memory book resolves straight away).
+    CLEARED = "cleared"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
 

@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import structlog
@@ -23,6 +24,7 @@ from doorwatch.notify.mqtt_alerts import MqttAlertNotifier
 from doorwatch.notify.outbox import Outbox, RetryPolicy
 from doorwatch.notify.webhook import WebhookNotifier
 from doorwatch.rules.config import Severity
+from doorwatch.rules.schedules import Schedule
 from doorwatch.storage import Database
 
 log = structlog.get_logger(__name__)
@@ -35,6 +37,50 @@ _RETENTION_INTERVAL = 3600.0
 # Whether an audience is on duty at a moment (quiet hours); wired to the schedules.
 OnDuty = Callable[[str, datetime], bool]
 SnapshotSource = Callable[[dict[str, Any]], Awaitable[bytes | None]]
+
+
+class SnapshotCamera(Protocol):
+    """What snapshot capture needs of the camera adapter."""
+
+    async def snapshot(self, camera_id: str) -> bytes | None:
+        """A JPEG from the camera, or None."""
+        ...
+
+
+def schedule_on_duty(config: Config) -> OnDuty | None:
+    """Whether an audience is on duty at a moment, from its ``on_duty`` schedule."""
+    if not any(a.on_duty for a in config.notify.audiences.values()):
+        return None
+    zone = ZoneInfo(config.site.timezone)
+    schedules = {
+        name: Schedule(name, settings, zone) for name, settings in config.schedules.items()
+    }
+
+    def on_duty(audience: str, moment: datetime) -> bool:
+        settings = config.notify.audiences.get(audience)
+        if settings is None or settings.on_duty is None:
+            return True
+        schedule = schedules.get(settings.on_duty)
+        # An unknown schedule is a config error caught by check; never silence an alarm.
+        return schedule is None or schedule.is_open(moment)
+
+    return on_duty
+
+
+def camera_snapshots(config: Config, cameras: SnapshotCamera) -> SnapshotSource:
+    """Snapshot capture for an alert: its own camera, else the first camera of its door."""
+    door_cameras = {door.id: list(door.cameras) for door in config.doors}
+
+    async def capture(alert: dict[str, Any]) -> bytes | None:
+        candidates = [alert["camera"]] if alert.get("camera") else []
+        candidates += door_cameras.get(alert.get("door") or "", [])
+        for camera_id in candidates:
+            jpeg = await cameras.snapshot(camera_id)
+            if jpeg:
+                return jpeg
+        return None
+
+    return capture
 
 
 def all_audiences(config: Config) -> tuple[str, ...]:

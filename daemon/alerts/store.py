@@ -114,6 +114,21 @@ class AlertRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertUpdate:
+    """What a rule asks for: change the open alert of ``rule`` about ``subject`` in place."""
+
+    rule: str
+    subject: str
+    at: datetime
+    trigger: str
+    severity: Severity | None = None
+    title: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    # Raised instead when no alert is open (someone closed the warning before the alarm).
+    fallback: AlertRequest | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AlertChange:
     """A committed transition: what happened and the alert as it now is (API JSON)."""
 
@@ -291,67 +306,40 @@ class AlertStore:
 
     async def raise_alert(self, request: AlertRequest) -> AlertChange | None:
         """Raise a new alert, or count another occurrence of the open one; None if a repeat."""
+        return await self._commit(lambda conn: self._raise(conn, request))
+
+    async def update_alert(self, request: AlertUpdate) -> AlertChange | None:
+        """Change the open alert without counting an occurrence (a warning becoming an alarm).
+
+        The severity only goes up. With no open alert, ``request.fallback`` is raised instead,
+        so an alarm never depends on its warning still being open. None for a repeat, or when
+        nothing is open and there is no fallback.
+        """
 
         def apply(conn: sqlite3.Connection) -> AlertChange | None:
-            if conn.execute(
-                "SELECT 1 FROM alert_triggers WHERE trigger = ?", (request.trigger,)
-            ).fetchone():
+            if self._seen(conn, request.trigger):
                 return None
-            at = _ts(request.at)
             row = self._open_row(conn, request.rule, request.subject)
             if row is None:
-                alert_id = self._new_id(conn, request.at)
-                conn.execute(
-                    "INSERT INTO alerts(id, rule, rule_type, subject, severity, title, site, door,"
-                    " door_name, camera, zone, state, raised_at, updated_at, audiences, details,"
-                    " condition_cleared, cleared_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,'active',?,?,?,?,?,?)",
-                    (
-                        alert_id,
-                        request.rule,
-                        request.rule_type,
-                        request.subject,
-                        request.severity.value,
-                        request.title,
-                        self.site,
-                        request.door,
-                        request.door_name,
-                        request.camera,
-                        request.zone,
-                        at,
-                        at,
-                        orjson.dumps(list(request.audiences)).decode(),
-                        orjson.dumps(request.details).decode(),
-                        int(request.momentary),
-                        at if request.momentary else None,
-                    ),
-                )
-                action = "raised"
-                detail: dict[str, Any] = {"severity": request.severity.value, **request.details}
-            else:
-                alert_id = row["id"]
-                severity = max(Severity(row["severity"]), request.severity, key=lambda s: s.rank)
-                action = "escalated" if severity != Severity(row["severity"]) else "updated"
-                conn.execute(
-                    "UPDATE alerts SET occurrences = occurrences + 1, severity = ?, title = ?,"
-                    " updated_at = ?, condition_cleared = ?, cleared_at = ?,"
-                    " transitions = transitions + 1, details = ? WHERE id = ?",
-                    (
-                        severity.value,
-                        request.title if action == "escalated" else row["title"],
-                        at,
-                        int(request.momentary),
-                        at if request.momentary else None,
-                        orjson.dumps({**orjson.loads(row["details"]), **request.details}).decode(),
-                        alert_id,
-                    ),
-                )
-                detail = {"severity": severity.value, "occurrences": row["occurrences"] + 1}
+                return self._raise(conn, request.fallback) if request.fallback else None
+            old = Severity(row["severity"])
+            severity = max(old, request.severity or old, key=lambda s: s.rank)
+            action = "escalated" if severity != old else "updated"
+            at = _ts(request.at)
             conn.execute(
-                "INSERT INTO alert_triggers(trigger, alert_id) VALUES (?, ?)",
-                (request.trigger, alert_id),
+                "UPDATE alerts SET severity = ?, title = ?, updated_at = ?,"
+                " transitions = transitions + 1, details = ? WHERE id = ?",
+                (
+                    severity.value,
+                    request.title or row["title"],
+                    at,
+                    orjson.dumps({**orjson.loads(row["details"]), **request.details}).decode(),
+                    row["id"],
+                ),
             )
-            return self._transition(conn, alert_id, action, "system", None, at, detail)
+            self._remember(conn, request.trigger, row["id"])
+            detail = {"severity": severity.value, **request.details}
+            return self._transition(conn, row["id"], action, "system", None, at, detail)
 
         return await self._commit(apply)
 
@@ -550,6 +538,77 @@ class AlertStore:
         return await self.db.transaction(apply)
 
     # ----- internals -----
+
+    def _raise(self, conn: sqlite3.Connection, request: AlertRequest) -> AlertChange | None:
+        if self._seen(conn, request.trigger):
+            return None
+        at = _ts(request.at)
+        row = self._open_row(conn, request.rule, request.subject)
+        if row is None:
+            alert_id = self._new_id(conn, request.at)
+            conn.execute(
+                "INSERT INTO alerts(id, rule, rule_type, subject, severity, title, site, door,"
+                " door_name, camera, zone, state, raised_at, updated_at, audiences, details,"
+                " condition_cleared, cleared_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,'active',?,?,?,?,?,?)",
+                (
+                    alert_id,
+                    request.rule,
+                    request.rule_type,
+                    request.subject,
+                    request.severity.value,
+                    request.title,
+                    self.site,
+                    request.door,
+                    request.door_name,
+                    request.camera,
+                    request.zone,
+                    at,
+                    at,
+                    orjson.dumps(list(request.audiences)).decode(),
+                    orjson.dumps(request.details).decode(),
+                    int(request.momentary),
+                    at if request.momentary else None,
+                ),
+            )
+            action = "raised"
+            detail: dict[str, Any] = {"severity": request.severity.value, **request.details}
+        else:
+            alert_id = row["id"]
+            severity = max(Severity(row["severity"]), request.severity, key=lambda s: s.rank)
+            action = "escalated" if severity != Severity(row["severity"]) else "updated"
+            # A repeat of a lasting condition means it is back; a repeated moment is over.
+            conn.execute(
+                "UPDATE alerts SET occurrences = occurrences + 1, severity = ?, title = ?,"
+                " updated_at = ?, condition_cleared = ?, cleared_at = ?,"
+                " transitions = transitions + 1, details = ? WHERE id = ?",
+                (
+                    severity.value,
+                    request.title if action == "escalated" else row["title"],
+                    at,
+                    int(request.momentary),
+                    at if request.momentary else None,
+                    orjson.dumps({**orjson.loads(row["details"]), **request.details}).decode(),
+                    alert_id,
+                ),
+            )
+            detail = {"severity": severity.value, "occurrences": row["occurrences"] + 1}
+        self._remember(conn, request.trigger, alert_id)
+        return self._transition(conn, alert_id, action, "system", None, at, detail)
+
+    @staticmethod
+    def _seen(conn: sqlite3.Connection, trigger: str) -> bool:
+        return (
+            conn.execute("SELECT 1 FROM alert_triggers WHERE trigger = ?", (trigger,)).fetchone()
+            is not None
+        )
+
+    @staticmethod
+    def _remember(conn: sqlite3.Connection, trigger: str, alert_id: str) -> None:
+        conn.execute(
+            "INSERT OR IGNORE INTO alert_triggers(trigger, alert_id) VALUES (?, ?)",
+            (trigger, alert_id),
+        )
 
     async def _commit(
         self, apply: Callable[[sqlite3.Connection], AlertChange | None]

@@ -1,5 +1,5 @@
 """The engine inside the daemon: build() wires it as a pipeline consumer and a service, with
-the real clock, the in-memory alert book as its sink and its timers in the daemon's database."""
+the real clock, the SQLite alert store as its sink and its timers in the daemon's database."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def event(kind: EventKind, key: str) -> Event:
 
 
 async def test_build_wires_rules_into_the_pipeline(tmp_path):
-    """An event submitted to the pipeline reaches the rules and an alert reaches the sink;
+    """An event submitted to the pipeline reaches the rules and an alert reaches the store;
     the rules cursor is stored in the daemon's database."""
     daemon = await app.build(write(tmp_path, "[{type: door_forced_open}, {type: door_held_open}]"))
     try:
@@ -49,7 +49,8 @@ async def test_build_wires_rules_into_the_pipeline(tmp_path):
         assert isinstance(service.clock, RealClock)
         assert service.consume in daemon.pipeline.consumers
         await daemon.pipeline.submit([event(EventKind.DOOR_FORCED, "k1")])
-        assert [a.rule for a in service.sink.alerts()] == ["door_forced_open"]
+        assert daemon.alerts is not None
+        assert [a["rule"] for a in await daemon.alerts.store.query()] == ["door_forced_open"]
         assert service.cursor == 1
     finally:
         await close(daemon)
