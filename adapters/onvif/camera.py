@@ -38,6 +38,7 @@ every subscription when one Unsubscribe arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import random
 import time
@@ -158,6 +159,8 @@ class Camera:
         self.stale_after = config.pull_timeout * _PULL_DEADLINE_FACTOR
         self.state = CameraState.STARTING
         self.session: OnvifSession | None = None
+        # Set while ``session`` has finished connecting (its service addresses are known).
+        self._connected = asyncio.Event()
         self.auth_failures = 0
         self._faults_in_row = 0
         self.last_error: str | None = None
@@ -184,6 +187,7 @@ class Camera:
 
     async def close(self) -> None:
         """At shutdown: best-effort Unsubscribe, then close the camera's HTTP sessions."""
+        self._connected.clear()
         session, self.session = self.session, None
         if session is None:
             return
@@ -194,7 +198,12 @@ class Camera:
         """A JPEG from the camera now, or None (disabled, unreachable, refused, too large)."""
         if not self.config.snapshot:
             return None
-        return await self._snapshots.fetch(self.session)
+        if not self._connected.is_set():
+            # An alert right after start-up or a reconnect: give the connection a moment
+            # rather than answer a door alarm without a picture.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), self.config.request_timeout)
+        return await self._snapshots.fetch(self.session if self._connected.is_set() else None)
 
     def health(self) -> CheckResult:
         """The camera's health line for ``/healthz``."""
@@ -259,6 +268,7 @@ class Camera:
                 # Half-discovered addresses are worse than none: start over next time.
                 await self._drop_session()
                 raise
+            self._connected.set()
         self._enter(CameraState.SUBSCRIBING)
         try:
             await self.session.subscribe(
@@ -389,6 +399,7 @@ class Camera:
         await self._sleep(delay)
 
     async def _drop_session(self) -> None:
+        self._connected.clear()
         session, self.session = self.session, None
         if session is not None:
             await session.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +34,8 @@ log = structlog.get_logger(__name__)
 # measured in minutes, and the check is one indexed query.
 _ESCALATION_INTERVAL = 5.0
 _RETENTION_INTERVAL = 3600.0
+# How long the first push of a new alert waits for its camera snapshot.
+_SNAPSHOT_WAIT = 4.0
 
 # Whether an audience is on duty at a moment (quiet hours); wired to the schedules.
 OnDuty = Callable[[str, datetime], bool]
@@ -224,17 +227,30 @@ class AlertService:
     http: aiohttp.ClientSession | None = None
     snapshot_source: SnapshotSource | None = None
     config: Config | None = None
-    _snapshot_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _captures: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def on_change(self, change: AlertChange) -> None:
         """After each commit: wake the outbox, fetch a snapshot for a new alert."""
-        self.outbox.wake()
         if change.action == "raised" and self.snapshot_source is not None:
+            alert_id = change.alert["id"]
             task = asyncio.get_running_loop().create_task(
-                self._capture(change.alert), name=f"snapshot.{change.alert['id']}"
+                self._capture(change.alert), name=f"snapshot.{alert_id}"
             )
-            self._snapshot_tasks.add(task)
-            task.add_done_callback(self._snapshot_tasks.discard)
+            self._captures[alert_id] = task
+            task.add_done_callback(lambda _task: self._captures.pop(alert_id, None))
+        self.outbox.wake()
+
+    async def delivery_snapshot(self, alert_id: str) -> bytes | None:
+        """The alert's snapshot for a push, waiting briefly for a capture still in flight.
+
+        The first push of a new alert would otherwise nearly always leave before the camera
+        has answered; a guard's phone should show the door, but never wait long for it.
+        """
+        capture = self._captures.get(alert_id)
+        if capture is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(capture), _SNAPSHOT_WAIT)
+        return await self.store.snapshot(alert_id)
 
     async def _capture(self, alert: dict[str, Any]) -> None:
         assert self.snapshot_source is not None
@@ -321,10 +337,10 @@ async def build_alerts(
         notifiers,
         metrics,
         policy=policy or RetryPolicy(give_up_after=config.notify.give_up_after),
-        snapshot=store.snapshot,
     )
     await outbox.setup()
     service = AlertService(store, outbox, Escalator(store, config), http=http, config=config)
+    outbox.snapshot_source = service.delivery_snapshot
     store.listeners.append(service.on_change)
 
     def count(change: AlertChange) -> None:

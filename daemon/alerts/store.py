@@ -181,7 +181,7 @@ def alert_json(row: sqlite3.Row) -> dict[str, Any]:
         "escalation_level": row["escalation_level"],
         "reminded_at": _iso(row["reminded_at"]),
         "notes": orjson.loads(row["notes"]),
-        "has_snapshot": row["has_snapshot"] if "has_snapshot" in row.keys() else False,  # noqa: SIM118
+        "has_snapshot": bool(row["has_snapshot"]) if "has_snapshot" in row.keys() else False,  # noqa: SIM118
         "details": orjson.loads(row["details"]),
     }
 

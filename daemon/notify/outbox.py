@@ -112,7 +112,9 @@ class Outbox:
         self.policy = policy or RetryPolicy()
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
-        self._snapshot = snapshot
+        # Where an alert's snapshot comes from when a delivery attaches it; may wait briefly
+        # for a capture still in flight.
+        self.snapshot_source = snapshot
         self._in_flight: set[int] = set()
 
     async def setup(self) -> None:
@@ -125,6 +127,7 @@ class Outbox:
 
     async def run(self) -> None:
         """Send due deliveries until cancelled; each row is sent by at most one task at a time."""
+        await self._resume()
         async with asyncio.TaskGroup() as group:
             while True:
                 due, next_at = await self._due()
@@ -136,6 +139,29 @@ class Outbox:
                 # Wake early when a new alert commits; otherwise poll for due retries.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _resume(self) -> None:
+        """After a (re)start, try every pending delivery now rather than at its backoff time.
+
+        A restart is often the fix (the network came back, a receiver was reconfigured), and a
+        guard should not wait out a five-minute backoff chosen by the previous process.
+        """
+        now = time.time()
+        resumed = await self.db.transaction(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE outbox SET next_at = ? WHERE state = 'pending' AND next_at > ?",
+                    (now, now),
+                ).rowcount
+            )
+        )
+        pending = await self.db.call(
+            lambda conn: conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+            ).fetchone()[0]
+        )
+        if pending:
+            log.info("resuming pending alert deliveries", pending=pending, rescheduled=resumed)
 
     async def _due(self) -> tuple[list[Delivery], float | None]:
         now = time.time()
@@ -172,8 +198,8 @@ class Outbox:
             # The target was removed from the config since this row was written.
             await self._finish(delivery, "dead", "target no longer configured")
             return
-        if self._snapshot is not None and delivery.snapshot is None:
-            snapshot = await self._snapshot(delivery.alert_id)
+        if self.snapshot_source is not None and delivery.snapshot is None:
+            snapshot = await self.snapshot_source(delivery.alert_id)
             delivery = Delivery(
                 delivery.id,
                 delivery.alert_id,
