@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
-from doorwatch.alerts.service import Escalator, TargetChooser, route_audiences
+from doorwatch.alerts.service import Escalator, TargetChooser, route_audiences, schedule_on_duty
 from doorwatch.alerts.store import AlertError, AlertRequest, AlertStore
 from doorwatch.config.models import Config
 from doorwatch.notify.outbox import MIGRATIONS as OUTBOX
@@ -328,3 +329,36 @@ def test_routes_pick_audiences_and_fall_back_to_everyone():
     assert pick("duress", "west") == ("sro",)
     assert pick("door_forced_open", "west") == ("guards", "guards-east", "sro")
     assert pick("door_forced_open", "east", explicit=["admin"]) == ("admin",)
+
+
+def test_quiet_hours_follow_the_audience_schedule_in_the_site_zone():
+    """``on_duty`` names a schedule judged in the site's time zone: the same medium alert
+    reaches the day guards' phones at 10:00 Chicago time on a Monday, not at 02:00, and not on
+    a holiday; the SOC webhook hears it every time."""
+    cfg = config(
+        {
+            "site": {"name": "Test High", "timezone": "America/Chicago"},
+            "schedules": {
+                "day": {"weekly": {"mon-fri": ["07:00-17:00"]}, "holidays": ["2026-11-26"]}
+            },
+            "notify": {"audiences": {"guards": {"on_duty": "day"}}},
+        }
+    )
+    notifiers = {
+        "apprise:0": FakeNotifier("apprise:0", ["guards"]),
+        "webhook:soc": FakeNotifier("webhook:soc"),
+    }
+    medium = {"severity": "medium", "audiences": ["guards"]}
+    critical = {"severity": "critical", "audiences": ["guards"]}
+    on_duty = schedule_on_duty(cfg)
+    assert on_duty is not None
+
+    def targets(alert, local: str) -> list[str]:
+        moment = datetime.fromisoformat(local).replace(tzinfo=ZoneInfo("America/Chicago"))
+        return TargetChooser(cfg, notifiers, on_duty=on_duty, now=lambda: moment)(alert, "raised")
+
+    assert targets(medium, "2026-11-30T10:00") == ["apprise:0", "webhook:soc"]  # Monday
+    assert targets(medium, "2026-11-30T02:00") == ["webhook:soc"]
+    assert targets(medium, "2026-11-26T10:00") == ["webhook:soc"]  # Thanksgiving
+    assert targets(critical, "2026-11-30T02:00") == ["apprise:0", "webhook:soc"]
+    assert schedule_on_duty(config({})) is None
