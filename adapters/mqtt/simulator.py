@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -235,7 +235,8 @@ class EspRfidFormat:
         return [Publication(f"{self.topic}/send", _json({**bodies[step.action], **base}))]
 
 
-FORMATS: dict[str, Callable[[], UhppotedFormat | Zigbee2MqttFormat | EspRfidFormat]] = {
+# Each takes its topic root as the only (optional) argument.
+FORMATS: dict[str, type[UhppotedFormat | Zigbee2MqttFormat | EspRfidFormat]] = {
     "uhppoted": UhppotedFormat,
     "zigbee2mqtt": Zigbee2MqttFormat,
     "esp-rfid": EspRfidFormat,

@@ -18,6 +18,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from doorwatch.cli import simulate_controller
+
 # camera fault spelling on the command line -> Faults field, and the value a bare flag sets.
 _FAULTS: dict[str, tuple[str, float | bool]] = {
     "renew-fails": ("renew_fails", True),
@@ -75,8 +77,8 @@ def _add_camera(targets: Any) -> None:
     parser.set_defaults(handler=handle_camera)
 
 
-# Each simulator registers its sub-subcommand here (a controller simulator is added next).
-TARGETS: tuple[Callable[[Any], None], ...] = (_add_camera,)
+# Each simulator registers its sub-subcommand here.
+TARGETS: tuple[Callable[[Any], None], ...] = (_add_camera, simulate_controller.add_parser)
 
 
 def parse_faults(specs: list[str]) -> dict[str, Any]:

@@ -64,13 +64,18 @@ class EmbeddedBroker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        """Start mosquitto if it is installed, otherwise amqtt."""
-        mosquitto = find_mosquitto()
+        """Start mosquitto if it is installed, otherwise amqtt.
+
+        ``DOORWATCH_DEMO_BROKER=amqtt`` picks amqtt even where mosquitto is installed (how the
+        tests show the demo works on a machine without it).
+        """
+        mosquitto = None if os.environ.get("DOORWATCH_DEMO_BROKER") == "amqtt" else find_mosquitto()
         if mosquitto is not None:
             await self._start_mosquitto(mosquitto)
+            await _wait_port(self.port)
         else:
+            # Listening once start() returns; a probe connection would only make it log.
             await self._start_amqtt()
-        await _wait_port(self.port)
         log.info("demo broker listening", broker=self.kind, url=self.url)
 
     async def _start_mosquitto(self, binary: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 import uuid
@@ -21,9 +22,18 @@ from paho.mqtt.enums import CallbackAPIVersion
 from doorwatch import app
 from doorwatch.accounts import Role
 from doorwatch.adapters.mqtt.simulator import FORMATS, Scenario, schedule
+from doorwatch.adapters.onvif.fake import FakeCamera, FakeCameraServer, FakeEvent
 from doorwatch.config.loader import load_config
 from doorwatch.demo.broker import EmbeddedBroker
-from doorwatch.demo.site import demo_config, uhppoted_day, zigbee_day
+from doorwatch.demo.site import (
+    DAY_SECONDS,
+    DEMO_CAMERAS,
+    TAMPER_AT,
+    TAMPER_CLEARED_AT,
+    demo_config,
+    uhppoted_day,
+    zigbee_day,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +70,54 @@ class ScenarioPublisher:
         self.client.disconnect()
 
 
+class DemoCameras:
+    """Two fake ONVIF cameras with a JPEG snapshot, and a camera tamper once per school day."""
+
+    def __init__(self, data: Path) -> None:
+        # No default password even in the demo: a fresh one per run, kept in a file the
+        # config points at, as a site would.
+        self.password_file = data / "camera.pass"
+        password = secrets.token_urlsafe(12)
+        self.password_file.write_text(password + "\n")
+        self.password_file.chmod(0o600)
+        self.cameras = {
+            camera_id: FakeCamera(
+                port=_free_port(), username="demo", password=password, name=f"demo-{camera_id}"
+            )
+            for camera_id in DEMO_CAMERAS
+        }
+        self.server = FakeCameraServer(list(self.cameras.values()))
+
+    @property
+    def config_entries(self) -> list[tuple[str, int, Path]]:
+        """(id, port, password file) for the demo config."""
+        return [(cid, cam.port, self.password_file) for cid, cam in self.cameras.items()]
+
+    async def play(self) -> None:
+        """Someone covers the gym camera for a while, every school day, until cancelled."""
+        gym = self.cameras["cam-gym"]
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while True:
+            for offset, tampered in ((TAMPER_AT, True), (TAMPER_CLEARED_AT, False)):
+                await asyncio.sleep(max(0.0, start + offset - loop.time()))
+                gym.emit(
+                    FakeEvent(
+                        topic="tns1:RuleEngine/TamperDetector/Tamper",
+                        source={"VideoSourceConfigurationToken": "VideoSource_1", "Rule": "Tamper"},
+                        data={"IsTamper": tampered},
+                    )
+                )
+            start += DAY_SECONDS
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 async def run_demo(*, port: int, data: Path | None, out: TextIO = sys.stdout) -> int:
     """Run the demo until SIGINT/SIGTERM; everything it writes stays in ``data`` or a temp dir."""
     loop = asyncio.get_running_loop()
@@ -72,14 +130,21 @@ async def run_demo(*, port: int, data: Path | None, out: TextIO = sys.stdout) ->
         data.mkdir(parents=True, exist_ok=True)
         broker = EmbeddedBroker(data)
         await broker.start()
+        cameras = DemoCameras(data)
         try:
-            return await _run_site(broker, data, port, stop, out)
+            async with cameras.server:
+                return await _run_site(broker, cameras, data, port, stop, out)
         finally:
             await broker.stop()
 
 
-async def _run_site(
-    broker: EmbeddedBroker, data: Path, port: int, stop: asyncio.Event, out: TextIO
+async def _run_site(  # noqa: PLR0917 - the demo's parts, each used once.
+    broker: EmbeddedBroker,
+    cameras: DemoCameras,
+    data: Path,
+    port: int,
+    stop: asyncio.Event,
+    out: TextIO,
 ) -> int:
     today = datetime.now(ZoneInfo("America/Chicago")).date()
     config_path = data / "doorwatch.yaml"
@@ -90,7 +155,7 @@ async def _run_site(
             protocol=broker.protocol,
             port=port,
             today=today,
-            cameras=[],
+            cameras=cameras.config_entries,
         )
     )
     config = load_config(config_path)
@@ -117,6 +182,7 @@ async def _run_site(
     players = [
         asyncio.create_task(devices.play(uhppoted_day(), "uhppoted"), name="demo.uhppoted"),
         asyncio.create_task(devices.play(zigbee_day(), "zigbee2mqtt"), name="demo.zigbee"),
+        asyncio.create_task(cameras.play(), name="demo.cameras"),
     ]
     try:
         return await _exit_code(daemon_task)
