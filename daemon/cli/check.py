@@ -34,6 +34,13 @@ def _files(config: Config) -> list[tuple[str, Path]]:
             ("mqtt.cert_file", config.mqtt.cert_file),
             ("mqtt.key_file", config.mqtt.key_file),
         ]
+    # Codec options name their own files (uhppoted's hmac_key_file): any ``*_file`` field.
+    files += [
+        (f"controllers[{i}].{name}", value)
+        for i, controller in enumerate(config.controllers)
+        for name, value in vars(controller).items()
+        if name.endswith("_file") and isinstance(value, Path)
+    ]
     files += [
         (f"cameras[{i}].password_file", c.password_file) for i, c in enumerate(config.cameras)
     ]

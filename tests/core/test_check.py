@@ -225,3 +225,29 @@ def test_secret_values_are_never_echoed(tmp_path):
     errors = errors_of(tmp_path, text)
     assert any("mqtt.password: unknown key" in e for e in errors)
     assert not any("hunter2" in e for e in errors)
+
+
+def test_check_reports_a_missing_codec_key_file(tmp_path):
+    """Files named by codec options (uhppoted's HMAC key) are checked like any secret."""
+    uhppoted = GOOD.replace(
+        "    codec: generic\n", "    codec: uhppoted\n    hmac_key_file: hmac.key\n"
+    )
+    assert uhppoted != GOOD
+    path = write(tmp_path, uhppoted)
+    result = subprocess.run(
+        [sys.executable, "-m", "doorwatch", "check", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "controllers[0].hmac_key_file: " in result.stderr
+    assert result.stderr.count("hmac_key_file") == 1, result.stderr
+    (tmp_path / "hmac.key").write_text("k3y\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "doorwatch", "check", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
