@@ -12,7 +12,7 @@ from doorwatch.journal import Journal
 from doorwatch.metrics import Metrics
 from doorwatch.notify.outbox import Outbox
 from doorwatch.state import StateStore
-from doorwatch.web import alerts_api, api, auth_api, ops, stream, users_api
+from doorwatch.web import alerts_api, api, auth_api, console, openapi, ops, stream, users_api
 from doorwatch.web.security import ACCOUNTS_KEY, TLS_KEY, access_control, security_headers
 
 # Requests are small JSON bodies (a login, an acknowledgement note).
@@ -44,6 +44,8 @@ def build_web_app(
     api.add_routes(app)
     users_api.add_routes(app)
     app.router.add_get("/api/v1/stream", stream.stream)
+    openapi.add_routes(app)
+    console.add_routes(app, config.site.name)
     app[stream.STREAM_FILTER_KEY] = alerts_api.stream_filter
     return app
 

@@ -1,0 +1,793 @@
+// doorwatch console: plain JavaScript, no build step, no third-party code.
+//
+// Safety rule for this file: data from the server (door names, holder names, notes, titles)
+// only ever reaches the page as text -- through el()/text(), which use createTextNode and
+// textContent. Nothing here assigns innerHTML/outerHTML or calls insertAdjacentHTML/eval.
+"use strict";
+
+(() => {
+  const SEVERITIES = ["info", "low", "medium", "high", "critical"];
+  const EVENT_KINDS = [
+    "door.opened", "door.closed", "door.forced", "door.held_open", "door.held_warning",
+    "door.alarm_cleared", "door.locked", "door.unlocked", "access.granted", "access.denied",
+    "access.duress", "exit.request", "device.online", "device.offline", "device.heartbeat",
+    "camera.motion", "camera.motion_stopped", "camera.tamper", "camera.tamper_cleared",
+    "input.active", "input.inactive", "unknown",
+  ];
+  const ALERT_FILTERS = {
+    open: ["active", "acknowledged"],
+    active: ["active"],
+    resolved: ["resolved"],
+    all: ["active", "acknowledged", "resolved"],
+  };
+  const EVENT_PAGE = 100;
+
+  const state = {
+    user: null,
+    csrf: "",
+    alerts: new Map(),       // id -> alert, only those matching the list filter
+    doors: new Map(),        // door id -> door
+    stream: null,
+    refreshing: false,
+    buffered: [],            // stream messages that arrived during a refresh
+    incident: null,          // the alert id shown in the incident view
+    incidentDetail: null,
+    oldestEventSeq: null,
+    eventsTimer: null,
+    reconnectTimer: null,
+    beeps: 0,
+  };
+
+  // ---- DOM helpers: text only ------------------------------------------------------------
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, className, ...children) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function text(node, value) {
+    node.textContent = value === null || value === undefined ? "" : String(value);
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+  }
+
+  function show(node, visible) {
+    node.hidden = !visible;
+  }
+
+  // ---- time ------------------------------------------------------------------------------
+
+  function when(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return String(iso);
+    const today = new Date();
+    const sameDay = date.toDateString() === today.toDateString();
+    return sameDay
+      ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })
+      : date.toLocaleString([], { dateStyle: "short", timeStyle: "medium" });
+  }
+
+  function ago(iso) {
+    if (!iso) return "";
+    const seconds = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+    if (seconds < 45) return "just now";
+    if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+    if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min ago`;
+    return `${Math.floor(seconds / 86400)} d ago`;
+  }
+
+  function localInputToIso(value) {
+    if (!value) return "";
+    const date = new Date(value);  // datetime-local values are read as local time
+    return Number.isNaN(date.getTime()) ? "" : date.toISOString();
+  }
+
+  // ---- API -------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  async function api(path, options = {}) {
+    const init = { method: options.method || "GET", headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" };
+    if (init.method !== "GET") {
+      init.headers["X-CSRF-Token"] = state.csrf;
+      if (options.body !== undefined) {
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(options.body);
+      }
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (error) {
+      throw new ApiError(0, "The console cannot reach doorwatch. Check the network.");
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = null;
+    }
+    if (response.status === 401 && !options.loginAttempt) {
+      sessionEnded("Your session has ended. Please log in again.");
+      throw new ApiError(401, "login required");
+    }
+    if (!response.ok) {
+      throw new ApiError(response.status, (data && data.error) || `HTTP ${response.status}`);
+    }
+    return data;
+  }
+
+  // ---- login and session -----------------------------------------------------------------
+
+  function showLogin(notice) {
+    document.body.classList.remove("booting");
+    state.user = null;
+    state.csrf = "";
+    document.body.classList.remove("role-guard", "role-sro", "role-admin");
+    show($("app-view"), false);
+    show($("incident"), false);
+    show($("logout"), false);
+    show($("sound"), false);
+    show($("conn"), false);
+    text($("whoami"), "");
+    show($("login-view"), true);
+    const box = $("login-notice");
+    text(box, notice || "");
+    show(box, Boolean(notice));
+    text($("login-error"), "");
+    $("login-password").value = "";
+    $("login-name").focus();
+  }
+
+  function sessionEnded(notice) {
+    stopStream();
+    if (state.user !== null || $("login-view").hidden) showLogin(notice);
+  }
+
+  async function startSession(info) {
+    document.body.classList.remove("booting");
+    state.user = info.user;
+    state.csrf = info.csrf_token;
+    document.body.classList.remove("role-guard", "role-sro", "role-admin");
+    document.body.classList.add(`role-${info.user.role}`);
+    text($("whoami"), `${info.user.name} (${info.user.role})`);
+    show($("login-view"), false);
+    show($("app-view"), true);
+    show($("logout"), true);
+    updateSoundButton();
+    state.alerts.clear();
+    state.doors.clear();
+    renderAlerts();
+    renderDoors();
+    connectStream();  // its "open" handler loads the current picture
+    loadEvents(false);
+  }
+
+  async function onLogin(event) {
+    event.preventDefault();
+    ensureAudio();  // a click is the gesture browsers need before sound may play
+    const name = $("login-name").value.trim();
+    const password = $("login-password").value;
+    const button = $("login-submit");
+    button.disabled = true;
+    text($("login-error"), "");
+    try {
+      const info = await api("/api/v1/login", { method: "POST", body: { name, password }, loginAttempt: true });
+      $("login-password").value = "";
+      await startSession(info);
+    } catch (error) {
+      text($("login-error"), error.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function onLogout() {
+    try {
+      await api("/api/v1/logout", { method: "POST" });
+    } catch (error) {
+      // Logged out either way.
+    }
+    stopStream();
+    showLogin("You are logged out.");
+  }
+
+  // ---- live stream -----------------------------------------------------------------------
+
+  function setConnection(status) {
+    const node = $("conn");
+    show(node, true);
+    node.className = `conn conn-${status}`;
+    text(node, { live: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…", offline: "Offline" }[status]);
+  }
+
+  function connectStream() {
+    stopStream();
+    setConnection("connecting");
+    const source = new EventSource("/api/v1/stream");
+    state.stream = source;
+    source.addEventListener("open", () => {
+      if (state.stream !== source) return;
+      setConnection("live");
+      // First connection or a reconnection: load the current picture, so nothing that
+      // happened while we were away is missed.
+      refreshAll();
+    });
+    source.addEventListener("alert", (message) => onStreamMessage("alert", message.data));
+    source.addEventListener("door", (message) => onStreamMessage("door", message.data));
+    source.addEventListener("error", () => {
+      if (state.stream !== source) return;
+      if (source.readyState === EventSource.CLOSED) {
+        // The browser gave up (the server answered with an error, e.g. 401): find out why.
+        setConnection("offline");
+        state.stream = null;
+        scheduleReconnect();
+      } else {
+        setConnection("reconnecting");
+      }
+    });
+  }
+
+  function stopStream() {
+    if (state.stream) state.stream.close();
+    state.stream = null;
+    if (state.reconnectTimer) clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = null;
+  }
+
+  function scheduleReconnect() {
+    if (state.reconnectTimer) return;
+    state.reconnectTimer = setTimeout(async () => {
+      state.reconnectTimer = null;
+      if (!state.user) return;
+      try {
+        await api("/api/v1/session");  // 401 here sends us to the login form
+        connectStream();
+      } catch (error) {
+        if (error.status !== 401) scheduleReconnect();
+      }
+    }, 3000);
+  }
+
+  function onStreamMessage(topic, raw) {
+    let data;
+    try {
+      data = JSON.parse(raw);
+    } catch (error) {
+      return;
+    }
+    if (state.refreshing) {
+      state.buffered.push([topic, data]);
+      return;
+    }
+    applyMessage(topic, data, true);
+  }
+
+  function applyMessage(topic, data, live) {
+    if (topic === "alert") onAlertChange(data, live);
+    else if (topic === "door") onDoorChange(data);
+  }
+
+  async function refreshAll() {
+    if (state.refreshing || !state.user) return;
+    state.refreshing = true;
+    state.buffered = [];
+    try {
+      const filter = $("alert-state").value;
+      const [alerts, doors] = await Promise.all([
+        api(`/api/v1/alerts?state=${encodeURIComponent(filter)}&limit=500`),
+        api("/api/v1/doors"),
+      ]);
+      state.alerts.clear();
+      for (const alert of alerts.alerts) state.alerts.set(alert.id, alert);
+      state.doors.clear();
+      for (const door of doors.doors) state.doors.set(door.door, door);
+      fillDoorFilter();
+    } catch (error) {
+      if (error.status === 401) return;
+    } finally {
+      state.refreshing = false;
+      const buffered = state.buffered;
+      state.buffered = [];
+      for (const [topic, data] of buffered) applyMessage(topic, data, false);
+      renderAlerts();
+      renderDoors();
+      if (state.incident) loadIncident(state.incident);
+    }
+  }
+
+  // ---- alerts ----------------------------------------------------------------------------
+
+  function matchesFilter(alert) {
+    return ALERT_FILTERS[$("alert-state").value].includes(alert.state);
+  }
+
+  function onAlertChange(change, live) {
+    const alert = change.alert;
+    if (!alert || !alert.id) return;
+    const previous = state.alerts.get(alert.id);
+    if (previous && previous.updated_at && alert.updated_at && alert.updated_at < previous.updated_at) return;
+    if (matchesFilter(alert)) state.alerts.set(alert.id, alert);
+    else state.alerts.delete(alert.id);
+    const becameCritical = alert.severity === "critical" && alert.state === "active"
+      && (change.action === "raised" || (change.action === "escalated" && (!previous || previous.severity !== "critical")));
+    if (live && becameCritical) beep();
+    renderAlerts(live && change.action === "raised" ? alert.id : null);
+    if (state.incident === alert.id) loadIncident(alert.id);
+  }
+
+  function sortAlerts(list) {
+    const stateRank = { active: 0, acknowledged: 1, resolved: 2 };
+    return list.sort((a, b) =>
+      (stateRank[a.state] - stateRank[b.state])
+      || (SEVERITIES.indexOf(b.severity) - SEVERITIES.indexOf(a.severity))
+      || String(b.raised_at).localeCompare(String(a.raised_at)));
+  }
+
+  function severityLabel(severity) {
+    return el("span", `sev sev-${SEVERITIES.includes(severity) ? severity : "info"}`, String(severity || "info").toUpperCase());
+  }
+
+  function alertItem(alert, fresh) {
+    const severity = SEVERITIES.includes(alert.severity) ? alert.severity : "info";
+    const item = el("li", `alert sev-${severity} state-${alert.state}${fresh ? " fresh" : ""}`);
+    item.dataset.id = alert.id;
+    const button = el("button", "alert-open");
+    button.type = "button";
+    const meta = [];
+    if (alert.door_name || alert.door) meta.push(alert.door_name || alert.door);
+    meta.push(when(alert.raised_at));
+    if (alert.occurrences > 1) meta.push(`×${alert.occurrences}`);
+    const status = alert.state === "active"
+      ? (alert.condition_cleared ? "cleared, not acknowledged" : "ACTIVE")
+      : alert.state === "acknowledged"
+        ? `acknowledged by ${alert.acknowledged_by || "?"}`
+        : `resolved${alert.resolved_by ? ` by ${alert.resolved_by}` : ""}`;
+    button.append(
+      el("span", "alert-top", severityLabel(alert.severity), el("span", "alert-title", alert.title)),
+      el("span", "alert-meta", meta.join(" · ")),
+      el("span", "alert-status", status),
+    );
+    button.addEventListener("click", () => openIncident(alert.id));
+    item.append(button);
+    return item;
+  }
+
+  function renderAlerts(freshId) {
+    const list = $("alert-list");
+    clear(list);
+    const alerts = sortAlerts([...state.alerts.values()]);
+    for (const alert of alerts) list.append(alertItem(alert, alert.id === freshId));
+    const filter = $("alert-state").value;
+    text($("alerts-empty"), filter === "open" ? "No open alerts." : "No alerts.");
+    show($("alerts-empty"), alerts.length === 0);
+    const unacknowledged = alerts.filter((a) => a.state === "active").length;
+    text($("alert-count"), unacknowledged ? String(unacknowledged) : "");
+    const critical = alerts.some((a) => a.state === "active" && a.severity === "critical");
+    document.body.classList.toggle("has-critical", critical);
+    document.title = `${unacknowledged ? `(${unacknowledged}) ` : ""}doorwatch · ${document.querySelector(".site").textContent}`;
+  }
+
+  // ---- sound -----------------------------------------------------------------------------
+
+  let audio = null;
+  let soundWanted = true;
+
+  function ensureAudio() {
+    const Context = window.AudioContext || window.webkitAudioContext;
+    if (!Context) return;
+    if (!audio) audio = new Context();
+    if (audio.state === "suspended") audio.resume().then(updateSoundButton, () => {});
+    updateSoundButton();
+  }
+
+  function updateSoundButton() {
+    const button = $("sound");
+    if (!state.user) return;
+    show(button, true);
+    const running = audio && audio.state === "running" && soundWanted;
+    text(button, running ? "Sound on" : "Enable sound");
+    button.classList.toggle("warn", !running);
+  }
+
+  function beep() {
+    state.beeps += 1;
+    document.body.dataset.beeps = String(state.beeps);
+    if (!audio || !soundWanted) return;
+    // Three short square-wave tones: hard to miss, and no audio file to download.
+    const start = audio.currentTime + 0.05;
+    for (let i = 0; i < 3; i += 1) {
+      const at = start + i * 0.3;
+      const oscillator = audio.createOscillator();
+      const gain = audio.createGain();
+      oscillator.type = "square";
+      oscillator.frequency.value = i === 1 ? 1175 : 880;
+      gain.gain.setValueAtTime(0.0001, at);
+      gain.gain.exponentialRampToValueAtTime(0.25, at + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, at + 0.2);
+      oscillator.connect(gain).connect(audio.destination);
+      oscillator.start(at);
+      oscillator.stop(at + 0.22);
+    }
+  }
+
+  function onSoundButton() {
+    if (audio && audio.state === "running" && soundWanted) {
+      soundWanted = false;
+    } else {
+      soundWanted = true;
+      ensureAudio();
+      beep();
+    }
+    updateSoundButton();
+  }
+
+  // ---- incident view ---------------------------------------------------------------------
+
+  function openIncident(id) {
+    state.incident = id;
+    state.incidentDetail = null;
+    $("incident-note").value = "";
+    text($("action-error"), "");
+    show($("incident"), true);
+    document.body.classList.add("incident-open");
+    loadIncident(id);
+  }
+
+  function closeIncident() {
+    state.incident = null;
+    state.incidentDetail = null;
+    show($("incident"), false);
+    document.body.classList.remove("incident-open");
+  }
+
+  async function loadIncident(id) {
+    try {
+      const detail = await api(`/api/v1/alerts/${encodeURIComponent(id)}`);
+      if (state.incident !== id) return;
+      state.incidentDetail = detail;
+      renderIncident(detail);
+    } catch (error) {
+      if (state.incident === id && error.status !== 401) text($("action-error"), error.message);
+    }
+  }
+
+  function fact(list, term, value) {
+    if (value === null || value === undefined || value === "") return;
+    list.append(el("dt", null, term), el("dd", null, value));
+  }
+
+  function dayRange(iso) {
+    const start = new Date(iso);
+    start.setHours(0, 0, 0, 0);
+    const end = new Date(start);
+    end.setDate(end.getDate() + 1);
+    return `since=${encodeURIComponent(start.toISOString())}&until=${encodeURIComponent(end.toISOString())}`;
+  }
+
+  function renderIncident(detail) {
+    const alert = detail.alert;
+    const badge = $("incident-severity");
+    badge.className = `sev sev-${SEVERITIES.includes(alert.severity) ? alert.severity : "info"}`;
+    text(badge, String(alert.severity).toUpperCase());
+    text($("incident-title"), alert.title);
+
+    const facts = $("incident-facts");
+    clear(facts);
+    const door = alert.door ? state.doors.get(alert.door) : null;
+    fact(facts, "Door", alert.door_name || (door && door.name) || alert.door);
+    if (door) fact(facts, "Door now", doorStatus(door).label + (door.since ? ` since ${when(door.since)}` : ""));
+    fact(facts, "Zone", alert.zone);
+    fact(facts, "Camera", alert.camera);
+    fact(facts, "State", alert.state + (alert.condition_cleared ? " (condition cleared)" : " (condition not cleared)"));
+    fact(facts, "Raised", `${when(alert.raised_at)} (${ago(alert.raised_at)})`);
+    if (alert.occurrences > 1) fact(facts, "Occurrences", alert.occurrences);
+    if (alert.acknowledged_at) fact(facts, "Acknowledged", `${alert.acknowledged_by || "?"} at ${when(alert.acknowledged_at)}`);
+    if (alert.resolved_at) fact(facts, "Resolved", `${alert.resolved_by || "automatically"} at ${when(alert.resolved_at)}`);
+    fact(facts, "Rule", alert.rule);
+    fact(facts, "Alert id", alert.id);
+
+    const box = $("incident-snapshot-box");
+    const image = $("incident-snapshot");
+    if (alert.has_snapshot) {
+      const source = `/api/v1/alerts/${encodeURIComponent(alert.id)}/snapshot`;
+      if (image.getAttribute("src") !== source) image.src = source;
+      text($("incident-snapshot-caption"), `${alert.camera || "Camera"} at ${when(alert.raised_at)}`);
+      show(box, true);
+    } else {
+      image.removeAttribute("src");
+      show(box, false);
+    }
+
+    renderActions(alert);
+
+    const notes = $("incident-notes");
+    clear(notes);
+    for (const note of alert.notes || []) {
+      notes.append(el("li", null, el("span", "note-meta", `${note.by} · ${when(note.at)}`), el("span", "note-text", note.text)));
+    }
+    if (!(alert.notes || []).length) notes.append(el("li", "empty", "No notes."));
+
+    const audit = $("audit-rows");
+    clear(audit);
+    for (const entry of detail.audit || []) {
+      const extra = Object.entries(entry.detail || {})
+        .filter(([, value]) => value !== null && value !== undefined)
+        .map(([key, value]) => `${key}: ${typeof value === "object" ? JSON.stringify(value) : value}`)
+        .join("; ");
+      audit.append(el("tr", null,
+        el("td", null, when(entry.at)), el("td", null, entry.action), el("td", null, entry.actor),
+        el("td", null, entry.address || ""), el("td", "detail", extra)));
+    }
+    const deliveries = $("delivery-rows");
+    clear(deliveries);
+    for (const delivery of detail.deliveries || []) {
+      const sent = delivery.sent_at ? when(new Date(delivery.sent_at * 1000).toISOString()) : "";
+      deliveries.append(el("tr", null,
+        el("td", null, delivery.target), el("td", null, delivery.state), el("td", null, delivery.attempts),
+        el("td", null, sent), el("td", "detail", delivery.last_error || "")));
+    }
+    if (!(detail.deliveries || []).length) deliveries.append(el("tr", null, el("td", "empty", "None.")));
+
+    const download = $("incident-download");
+    if (download.dataset.url) URL.revokeObjectURL(download.dataset.url);
+    const url = URL.createObjectURL(new Blob([JSON.stringify(detail, null, 2)], { type: "application/json" }));
+    download.dataset.url = url;
+    download.href = url;
+    download.download = `doorwatch-${alert.id}.json`;
+    const range = dayRange(alert.raised_at);
+    $("incident-export-csv").href = `/api/v1/alerts/export?format=csv&${range}`;
+    $("incident-export-json").href = `/api/v1/alerts/export?format=json&${range}`;
+  }
+
+  function isSro() {
+    return state.user && (state.user.role === "sro" || state.user.role === "admin");
+  }
+
+  function renderActions(alert) {
+    const ack = $("ack-button");
+    const resolve = $("resolve-button");
+    const hint = $("force-hint");
+    const open = alert.state !== "resolved";
+    show($("action-form"), open);
+    ack.disabled = alert.state !== "active";
+    resolve.disabled = !open;
+    let message = "";
+    if (open && !alert.condition_cleared) {
+      message = isSro()
+        ? "The condition has not cleared yet. Acknowledging or resolving now overrides it and needs a note."
+        : "The condition has not cleared yet (the door may still be open). An SRO can override it with a note.";
+    }
+    text(hint, message);
+    show(hint, Boolean(message));
+    ack.textContent = open && !alert.condition_cleared && isSro() ? "Force-acknowledge" : "Acknowledge";
+  }
+
+  async function act(action) {
+    const detail = state.incidentDetail;
+    if (!detail) return;
+    const alert = detail.alert;
+    const note = $("incident-note").value.trim();
+    const error = $("action-error");
+    text(error, "");
+    if (!alert.condition_cleared && isSro() && !note) {
+      text(error, "Write a note saying why you override a condition that has not cleared.");
+      $("incident-note").focus();
+      return;
+    }
+    const buttons = [$("ack-button"), $("resolve-button")];
+    for (const button of buttons) button.disabled = true;
+    try {
+      const result = await api(`/api/v1/alerts/${encodeURIComponent(alert.id)}/${action}`, {
+        method: "POST",
+        body: note ? { note } : {},
+      });
+      $("incident-note").value = "";
+      onAlertChange({ action: action === "ack" ? "acknowledged" : "resolved", alert: result.alert }, false);
+      await loadIncident(alert.id);
+    } catch (failure) {
+      if (failure.status !== 401) text(error, failure.message);
+      renderActions(alert);
+    }
+  }
+
+  // ---- door board ------------------------------------------------------------------------
+
+  function doorStatus(door) {
+    const alarms = door.alarms || [];
+    if (alarms.includes("forced")) return { key: "forced", label: "FORCED" };
+    if (alarms.includes("held")) return { key: "held", label: "HELD OPEN" };
+    if (alarms.includes("held_warning")) return { key: "held-warning", label: "Held (warning)" };
+    if (door.position === "open") return { key: "open", label: "Open" };
+    if (door.position === "closed") return { key: "closed", label: "Closed" };
+    return { key: "unknown", label: "Unknown" };
+  }
+
+  function onDoorChange(door) {
+    if (!door || !door.door) return;
+    const previous = state.doors.get(door.door);
+    state.doors.set(door.door, door);
+    if (!previous) fillDoorFilter();
+    renderDoors();
+    scheduleEventsRefresh();
+  }
+
+  function accessLine(access) {
+    if (!access) return "No access recorded";
+    const who = access.holder || access.credential || "unknown card";
+    const card = access.holder && access.credential ? ` (${access.credential})` : "";
+    const verdict = access.granted ? "granted" : access.kind === "access.duress" ? "DURESS" : "denied";
+    const direction = access.direction ? `, ${access.direction}` : "";
+    return `Last access: ${who}${card} ${verdict}${direction} · ${when(access.at)}`;
+  }
+
+  function doorCard(door) {
+    const status = doorStatus(door);
+    const item = el("li", `door door-${status.key}`);
+    item.dataset.door = door.door;
+    item.append(
+      el("div", "door-head", el("span", "door-name", door.name || door.door), el("span", "door-state", status.label)),
+      el("div", "door-zone", [door.zone, door.locked === true ? "locked" : door.locked === false ? "unlocked" : null].filter(Boolean).join(" · ")),
+      el("div", "door-since", door.since ? `since ${when(door.since)} (${ago(door.since)})` : "no state yet"),
+      el("div", "door-access", accessLine(door.last_access)),
+    );
+    return item;
+  }
+
+  function renderDoors() {
+    const board = $("door-board");
+    clear(board);
+    const rank = { forced: 0, held: 1, "held-warning": 2, open: 3, unknown: 4, closed: 5 };
+    const doors = [...state.doors.values()];
+    // Alarms first, so a guard's phone shows what matters without scrolling.
+    doors.sort((a, b) => rank[doorStatus(a).key] - rank[doorStatus(b).key]);
+    for (const door of doors) board.append(doorCard(door));
+    show($("doors-empty"), doors.length === 0);
+  }
+
+  function fillDoorFilter() {
+    const select = $("filter-door");
+    const chosen = select.value;
+    while (select.options.length > 1) select.remove(1);
+    for (const door of state.doors.values()) {
+      const option = el("option", null, door.name || door.door);
+      option.value = door.door;
+      select.append(option);
+    }
+    select.value = chosen;
+  }
+
+  // ---- event log -------------------------------------------------------------------------
+
+  function eventQuery(before) {
+    const params = new URLSearchParams({ limit: String(EVENT_PAGE) });
+    const door = $("filter-door").value;
+    const kind = $("filter-kind").value;
+    const since = localInputToIso($("filter-since").value);
+    const until = localInputToIso($("filter-until").value);
+    if (door) params.set("door", door);
+    if (kind) params.set("kind", kind);
+    if (since) params.set("since", since);
+    if (until) params.set("until", until);
+    if (before !== null && before !== undefined) params.set("before", String(before));
+    return params.toString();
+  }
+
+  function eventRow(event) {
+    const door = event.door ? state.doors.get(event.door) : null;
+    const row = el("tr", `kind-${String(event.kind).replace(/[^a-z_]/g, "-")}`,
+      el("td", null, when(event.received_at)),
+      el("td", null, event.kind),
+      el("td", "wrap", door ? door.name : event.door || event.door_ref || ""),
+      el("td", "wrap", event.holder || ""),
+      el("td", null, event.credential || ""),
+      el("td", null, event.direction || ""),
+      el("td", null, event.source),
+    );
+    row.dataset.seq = String(event.seq);
+    return row;
+  }
+
+  async function loadEvents(more) {
+    if (!state.user) return;
+    const error = $("events-error");
+    text(error, "");
+    try {
+      const data = await api(`/api/v1/events?${eventQuery(more ? state.oldestEventSeq : null)}`);
+      const rows = $("event-rows");
+      if (!more) clear(rows);
+      for (const event of data.events) rows.append(eventRow(event));
+      if (data.events.length) state.oldestEventSeq = data.events[data.events.length - 1].seq;
+      show($("events-more"), data.events.length === EVENT_PAGE);
+      show($("events-empty"), rows.childElementCount === 0);
+    } catch (failure) {
+      if (failure.status !== 401) text(error, failure.message);
+    }
+  }
+
+  function scheduleEventsRefresh() {
+    // The log follows the doors live unless the user is looking at a closed time range.
+    if ($("filter-until").value || state.eventsTimer) return;
+    state.eventsTimer = setTimeout(() => {
+      state.eventsTimer = null;
+      loadEvents(false);
+    }, 700);
+  }
+
+  // ---- views and start-up ----------------------------------------------------------------
+
+  function setView(view) {
+    document.body.dataset.view = view;
+    for (const button of document.querySelectorAll(".tabs button")) {
+      button.classList.toggle("active", button.dataset.view === view);
+      button.setAttribute("aria-pressed", String(button.dataset.view === view));
+    }
+    if (view === "events") loadEvents(false);
+  }
+
+  function wire() {
+    $("login-form").addEventListener("submit", onLogin);
+    $("logout").addEventListener("click", onLogout);
+    $("sound").addEventListener("click", onSoundButton);
+    for (const button of document.querySelectorAll(".tabs button")) {
+      button.addEventListener("click", () => setView(button.dataset.view));
+    }
+    $("alert-state").addEventListener("change", () => refreshAll());
+    $("incident-close").addEventListener("click", closeIncident);
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && state.incident) closeIncident();
+    });
+    $("ack-button").addEventListener("click", () => act("ack"));
+    $("resolve-button").addEventListener("click", () => act("resolve"));
+    $("action-form").addEventListener("submit", (event) => event.preventDefault());
+    $("event-filters").addEventListener("submit", (event) => {
+      event.preventDefault();
+      loadEvents(false);
+    });
+    $("filter-reset").addEventListener("click", () => {
+      $("event-filters").reset();
+      loadEvents(false);
+    });
+    $("events-more").addEventListener("click", () => loadEvents(true));
+    const kinds = $("filter-kind");
+    for (const kind of EVENT_KINDS) {
+      const option = el("option", null, kind);
+      option.value = kind;
+      kinds.append(option);
+    }
+    // Relative times ("3 min ago") age on screen.
+    setInterval(() => {
+      if (!state.user) return;
+      renderDoors();
+    }, 30000);
+    setView("alerts");
+  }
+
+  async function boot() {
+    wire();
+    try {
+      const info = await api("/api/v1/session", { loginAttempt: true });
+      await startSession(info);
+    } catch (error) {
+      showLogin(error.status === 401 ? "" : error.message);
+    }
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+  else boot();
+})();
