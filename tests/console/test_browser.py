@@ -21,6 +21,7 @@ from conftest import REPO, Publisher, free_port
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from doorwatch.accounts import Role
+from doorwatch.adapters.onvif.fake.camera import snapshot_jpeg
 from doorwatch.alerts.store import AlertRequest
 from doorwatch.rules.config import Severity
 
@@ -232,7 +233,7 @@ async def test_sro_force_acknowledges_an_uncleared_alert_only_with_a_note(site, 
     context, page, watched = await open_page(browser, DESK)
     await log_in(page, site.base, "sam")
     await expect(page.locator("#alerts-panel .exports")).to_be_visible()
-    await site.daemon.alerts.store.raise_alert(
+    change = await site.daemon.alerts.store.raise_alert(
         AlertRequest(
             rule="door_held_open",
             rule_type="door_held_open",
@@ -244,12 +245,26 @@ async def test_sro_force_acknowledges_an_uncleared_alert_only_with_a_note(site, 
             door="gym-east",
             door_name="Gym east",
             zone="athletics",
+            camera="cam-gym",
         )
+    )
+    await site.daemon.alerts.store.set_snapshot(
+        change.alert["id"], snapshot_jpeg(), at=datetime.now(UTC)
     )
     alert = page.locator("#alert-list li.alert.sev-high")
     await expect(alert).to_contain_text("Door held open: Gym east")
     await expect(page.locator("body")).not_to_have_attribute("data-beeps", "1")  # not critical
     await alert.locator("button").click()
+    # The camera snapshot, fetched from the role-checked snapshot endpoint.
+    snapshot = page.locator("#incident-snapshot")
+    await expect(snapshot).to_be_visible()
+    await expect(snapshot).to_have_attribute("src", f"/api/v1/alerts/{change.alert['id']}/snapshot")
+    await eventually(
+        lambda: snapshot.evaluate("img => img.complete && img.naturalWidth > 0"),
+        what="the snapshot to load",
+    )
+    await expect(page.locator("#incident-snapshot-caption")).to_contain_text("cam-gym")
+    await page.screenshot(path=artifact("console-sro-incident.png"))
     await expect(page.locator("#force-hint")).to_contain_text("needs a note")
     await expect(page.locator("#ack-button")).to_have_text("Force-acknowledge")
     await page.click("#ack-button")
