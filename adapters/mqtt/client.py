@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import select
 import ssl
 import threading
 from collections.abc import Callable
@@ -82,6 +83,8 @@ _MISC_INTERVAL = 1.0
 # A connection that stayed up this long was healthy: the next failure starts backoff afresh.
 _HEALTHY_AFTER = 30.0
 _CONNECT_TIMEOUT = 15.0
+# Packets read per readable event at most (see _read).
+_READ_BURST = 64
 
 
 class MqttClient:
@@ -273,10 +276,24 @@ class MqttClient:
         self._on_loop(add)
 
     def _read(self, client: paho.Client, sock: Any) -> None:
-        rc = client.loop_read()
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._resolve_disconnect(paho.error_string(rc))
-            return
+        # paho reads one packet per call. Under a burst, reading the next ones here (while the
+        # kernel has bytes for us) saves a trip round the event loop per message; the bound
+        # lets acks, writes and timers in between.
+        for _ in range(_READ_BURST):
+            rc = client.loop_read()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._resolve_disconnect(paho.error_string(rc))
+                return
+            if self._paho is not client or client.socket() is not sock:
+                return
+            if isinstance(sock, ssl.SSLSocket) and sock.pending():
+                continue
+            try:
+                readable, _, _ = select.select((sock,), (), (), 0)
+            except (OSError, ValueError):
+                return  # Closed under us; the disconnect path deals with it.
+            if not readable:
+                return
         # TLS may hold decrypted bytes the kernel no longer reports as readable.
         if isinstance(sock, ssl.SSLSocket) and sock.pending() and self._loop is not None:
             self._loop.call_soon(self._read, client, sock)

@@ -113,6 +113,7 @@ class MqttIngest:
             while len(batch.messages) < self.max_batch and not self._queue.empty():
                 batch.messages.append(self._queue.get_nowait())
             self.metrics.queue_depth.set(self._queue.qsize())
+            self.metrics.mqtt_messages.inc(len(batch.messages))
             for message in batch.messages:
                 self._decode(message, batch)
             await self.pipeline.submit(
@@ -138,11 +139,11 @@ class MqttIngest:
     def decode(self, message: MqttMessage) -> tuple[list[Event], list[DeadLetter]]:
         """Decode one message into events and dead letters (used by tests and tools too)."""
         batch = _Batch()
+        self.metrics.mqtt_messages.inc()
         self._decode(message, batch)
         return batch.events, batch.dead
 
     def _decode(self, message: MqttMessage, batch: _Batch) -> None:
-        self.metrics.mqtt_messages.inc()
         routes = self._routes_for(message.topic)
         if not routes:
             # A persistent session can deliver messages for filters an older config had.
