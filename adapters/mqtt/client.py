@@ -279,6 +279,7 @@ class MqttClient:
         # paho reads one packet per call. Under a burst, reading the next ones here (while the
         # kernel has bytes for us) saves a trip round the event loop per message; the bound
         # lets acks, writes and timers in between.
+        fd: int = sock.fileno()
         for _ in range(_READ_BURST):
             rc = client.loop_read()
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -289,7 +290,7 @@ class MqttClient:
             if isinstance(sock, ssl.SSLSocket) and sock.pending():
                 continue
             try:
-                readable, _, _ = select.select((sock,), (), (), 0)
+                readable, _, _ = select.select((fd,), (), (), 0)
             except (OSError, ValueError):
                 return  # Closed under us; the disconnect path deals with it.
             if not readable:
