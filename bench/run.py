@@ -1,10 +1,10 @@
-"""doorwatch benchmark: measures doorwatch against its limits, side by side, in one run.
+"""doorwatch benchmark: measures doorwatch against its limits and a peer, side by side, in one run.
 
 Every figure that matters is a ratio measured in the same run on the same broker (this
 machine is shared and noisy); absolute numbers are printed for context. See bench/README.md.
 
     python bench/run.py --quick     # under a minute; last line is one JSON object
-    python bench/run.py             # the full run (adds sustained load, cameras, peer)
+    python bench/run.py             # the full run (adds 30 s sustained load, cameras, Node-RED)
 """
 
 from __future__ import annotations
@@ -13,155 +13,63 @@ import argparse
 import contextlib
 import json
 import os
-import pwd
+import platform
 import shutil
-import signal
-import socket
-import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPO = Path(__file__).resolve().parent.parent
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from harness import (
+    Broker,
+    Daemon,
+    Message,
+    Publisher,
+    Sampler,
+    SiteSpec,
+    Traffic,
+    WebhookReceiver,
+    free_port_block,
+    machine_cpu_busy,
+    median,
+    paho_client,
+    pct,
+    proc_cpu_seconds,
+    register_session,
+    summary_ms,
+)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.02)
-    raise TimeoutError(port)
-
-
-@dataclass
-class Broker:
-    workdir: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
-            textwrap.dedent(f"""
-                listener {self.port} 127.0.0.1
-                allow_anonymous true
-                user {pwd.getpwuid(os.getuid()).pw_name}
-                persistence false
-                max_queued_messages 0
-                max_inflight_messages 20
-                log_dest none
-            """)
-        )
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)])
-        wait_port(self.port)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
+BENCH = Path(__file__).resolve().parent
 
 
-def uhppoted_payload(i: int) -> bytes:
-    """A realistic uhppoted-mqtt live event (about 330 bytes)."""
-    device = 405419896 + (i % 4)
-    return json.dumps(
-        {
-            "message": {
-                "event": {
-                    "event": {
-                        "access-granted": i % 7 != 0,
-                        "card-number": 8165537 + (i % 500),
-                        "device-id": device,
-                        "direction": 1,
-                        "direction-text": "in",
-                        "door-id": 1 + i % 4,
-                        "event-id": i + 1,
-                        "event-reason": 1 if i % 7 else 6,
-                        "event-reason-text": "swipe" if i % 7 else "no access rights",
-                        "event-type": 1,
-                        "event-type-text": "card swipe",
-                        "timestamp": "2026-11-28 10:28:32 CST",
-                    }
-                }
-            }
-        }
-    ).encode()
+def log(*parts: object) -> None:
+    """Progress on stderr; stdout's last line is the JSON result."""
+    print("bench:", *parts, file=sys.stderr, flush=True)
 
 
-def generic_payload(i: int) -> bytes:
-    return json.dumps(
-        {
-            "kind": "access.granted",
-            "door": f"door-{i % 8}",
-            "credential": str(8165537 + i),
-            "dedupe_key": f"b{i}",
-        }
-    ).encode()
+# ----- 1. ceilings: bare paho and mosquitto_sub on the same payloads -----
 
 
-class Publisher:
-    """Publishes a backlog at QoS 1 in chunks (one paho publisher stalls on huge bursts)."""
-
-    def __init__(self, port: int) -> None:
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}"
-        )
-        self.client.max_inflight_messages_set(1000)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def publish(self, topic: str, payloads: list[bytes], chunk: int = 5000) -> None:
-        for start in range(0, len(payloads), chunk):
-            infos = [self.client.publish(topic, p, qos=1) for p in payloads[start : start + chunk]]
-            for info in infos:
-                info.wait_for_publish(60)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+def _prefixed(messages: Sequence[Message], prefix: str) -> list[Message]:
+    return [Message(f"{prefix}/{m.topic}", m.payload) for m in messages]
 
 
-def register_session(port: int, client_id: str, topic: str) -> None:
-    """Create a persistent QoS 1 subscription so the broker queues a backlog for it."""
-    done = threading.Event()
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-    client.on_subscribe = lambda *_args: done.set()
-    props = paho.Properties(paho.PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 3600
-    client.connect("127.0.0.1", port, clean_start=False, properties=props)
-    client.loop_start()
-    client.subscribe(topic, qos=1)
-    done.wait(10)
-    client.loop_stop()
-    client.disconnect()
-
-
-def paho_drain(port: int, topic: str, count: int) -> float:
+def paho_drain(port: int, messages: Sequence[Message]) -> float:
     """A bare paho subscriber (callback API, does nothing) draining a QoS 1 backlog: msg/s."""
     client_id = f"bench-paho-{uuid.uuid4().hex[:6]}"
-    register_session(port, client_id, topic)
+    register_session(port, client_id, ["paho/#"])
     pub = Publisher(port)
-    pub.publish(topic, [generic_payload(i) for i in range(count)])
+    pub.publish_all(_prefixed(messages, "paho"))
     pub.close()
+    count = len(messages)
     received = 0
     first: list[float] = []
     done = threading.Event()
@@ -174,10 +82,9 @@ def paho_drain(port: int, topic: str, count: int) -> float:
         if received >= count:
             done.set()
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    client = paho_client(client_id)
     client.on_message = on_message
-    props = paho.Properties(paho.PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 3600
+    props = paho_props()
     client.connect("127.0.0.1", port, clean_start=False, properties=props)
     client.loop_start()
     done.wait(300)
@@ -187,15 +94,23 @@ def paho_drain(port: int, topic: str, count: int) -> float:
     return count / elapsed
 
 
-def mosquitto_sub_drain(port: int, topic: str, count: int) -> float | None:
+def paho_props() -> Any:
+    import paho.mqtt.client as paho
+
+    props = paho.Properties(paho.PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    return props
+
+
+def mosquitto_sub_drain(port: int, messages: Sequence[Message]) -> float | None:
     """mosquitto's own C client draining the same backlog: the machine's limit."""
     sub = shutil.which("mosquitto_sub")
     if sub is None:
         return None
     client_id = f"bench-msub-{uuid.uuid4().hex[:6]}"
-    register_session(port, client_id, topic)
+    register_session(port, client_id, ["msub/#"])
     pub = Publisher(port)
-    pub.publish(topic, [generic_payload(i) for i in range(count)])
+    pub.publish_all(_prefixed(messages, "msub"))
     pub.close()
     started = time.perf_counter()
     subprocess.run(
@@ -213,158 +128,477 @@ def mosquitto_sub_drain(port: int, topic: str, count: int) -> float | None:
             "-q",
             "1",
             "-t",
-            topic,
+            "msub/#",
             "-C",
-            str(count),
+            str(len(messages)),
         ],
         stdout=subprocess.DEVNULL,
         check=True,
         timeout=300,
     )
     # Includes process start and CONNECT (a few ms) over a drain of many thousands.
-    return count / (time.perf_counter() - started)
+    return len(messages) / (time.perf_counter() - started)
 
 
-@dataclass
-class Daemon:
-    workdir: Path
-    broker_port: int
-    codec: str = "uhppoted"
-    extra: str = ""
-    console_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def db(self) -> Path:
-        return self.workdir / "doorwatch.db"
-
-    def write_config(self) -> Path:
-        doors = "\n".join(f"  - {{id: door-{d}, name: Door {d}}}" for d in range(8))
-        mapping = ", ".join(f'"{405419896 + d // 4}:{1 + d % 4}": door-{d}' for d in range(8))
-        config = self.workdir / "doorwatch.yaml"
-        config.write_text(
-            f"site: {{name: Bench High, timezone: America/Chicago}}\n"
-            f'mqtt: {{url: "mqtt://127.0.0.1:{self.broker_port}", client_id: bench-doorwatch}}\n'
-            f"storage: {{path: {self.db}}}\n"
-            f"doors:\n{doors}\n"
-            f"controllers:\n"
-            f'  - {{id: ctl, codec: {self.codec}, topics: ["bench/events/#"], doors: {{{mapping}}}}}\n'
-            f'console: {{listen: "127.0.0.1:{self.console_port}"}}\n'
-            f"logging: {{level: warning}}\n" + self.extra
-        )
-        return config
-
-    def start(self) -> float:
-        """Start and return seconds from process start to READY (/healthz 200)."""
-        config = self.write_config()
-        started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "doorwatch", "run", "-c", str(config)],
-            stderr=(self.workdir / "daemon.log").open("ab"),
-        )
-        import urllib.request
-
-        while True:
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.console_port}/healthz", timeout=0.5
-                ) as r,
-            ):
-                if r.status == 200:
-                    return time.perf_counter() - started
-            if self.process.poll() is not None:
-                raise RuntimeError("daemon exited; see " + str(self.workdir / "daemon.log"))
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(15)
-
-    def journaled(self) -> int:
-        if not self.db.exists():
-            return 0
-        with contextlib.closing(
-            sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
-        ) as conn:
-            try:
-                return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
-            except sqlite3.OperationalError:
-                return 0
-
-    def rss_mb(self) -> float:
-        assert self.process is not None
-        with Path(f"/proc/{self.process.pid}/status").open() as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
+# ----- 2. doorwatch ingest -----
 
 
-def doorwatch_drain(workdir: Path, port: int, count: int, codec: str) -> dict[str, float]:
+def wait_journaled(daemon: Daemon, target: int, *, stall: float = 10.0) -> float:
+    """Poll until the journal reaches ``target``; events/s from the first batch seen on."""
+    start_seq = daemon.journaled()
+    first: tuple[float, int] | None = None
+    last_n, last_change = start_seq, time.perf_counter()
+    while True:
+        n = daemon.journaled()
+        now = time.perf_counter()
+        if n > start_seq and first is None:
+            # The first batch landed before we saw it: count only what came after.
+            first = (now, n)
+        if n >= target and first is not None and n > first[1]:
+            return (n - first[1]) / (now - first[0])
+        if n != last_n:
+            last_n, last_change = n, now
+        elif now - last_change > stall:
+            raise RuntimeError(f"journal stalled at {n} of {target}")
+        time.sleep(0.005)
+
+
+def doorwatch_drain(work: Path, port: int, messages: Sequence[Message]) -> dict[str, float]:
     """The daemon draining a QoS 1 backlog: decoded, journaled (WAL, FULL), acked, ruled."""
-    daemon = Daemon(workdir, port, codec=codec)
+    daemon = Daemon(work, port, SiteSpec())
     daemon.start()  # Registers the persistent session...
+    daemon.wait_connected()
     daemon.stop()  # ...then goes away while the backlog builds.
-    make = uhppoted_payload if codec == "uhppoted" else generic_payload
     pub = Publisher(port)
-    pub.publish("bench/events/live", [make(i) for i in range(count)])
+    pub.publish_all(messages)
     pub.close()
     already = daemon.journaled()
     daemon.start()
-    started = None
-    while True:
-        n = daemon.journaled() - already
-        if n > 0 and started is None:
-            started = time.perf_counter()
-        if n >= count:
-            break
-        time.sleep(0.005)
-    assert started is not None
-    elapsed = time.perf_counter() - started
-    rss = daemon.rss_mb()
-    daemon.stop()
-    return {"eps": count / elapsed, "rss_mb": rss}
-
-
-def measure_ready(workdir: Path, port: int, runs: int = 3) -> float:
-    """Process start to READY, median of a few runs."""
-    samples = []
-    for _ in range(runs):
-        daemon = Daemon(workdir, port, codec="generic")
-        samples.append(daemon.start())
+    try:
+        eps = wait_journaled(daemon, already + len(messages))
+        return {"eps": eps, "rss_mb": daemon.rss_mb()}
+    finally:
         daemon.stop()
-    return statistics.median(samples)
+
+
+def sustained(work: Path, port: int, seconds: float) -> dict[str, Any]:
+    """Flat-out live traffic for ``seconds``: what the daemon keeps up with, queue, RSS."""
+    daemon = Daemon(work, port, SiteSpec())
+    daemon.start()
+    daemon.wait_connected()
+    sampler = Sampler(daemon)
+    sampler.start()
+    before = daemon.journaled()
+    load = start_load(port, rate=0, seconds=seconds)
+    time.sleep(0.5)
+    j0, t0, c0 = daemon.journaled(), time.perf_counter(), daemon.cpu_seconds()
+    sent = finish_load(load, timeout=seconds + 30)
+    j1, t1, c1 = daemon.journaled(), time.perf_counter(), daemon.cpu_seconds()
+    samples = sampler.stop()
+    # What was still queued in the broker when the publisher stopped.
+    backlog = max(0, sent["sent"] - (j1 - before))
+    daemon.stop()
+    depth = [s["queue_depth"] for s in samples if "queue_depth" in s]
+    rss = [s["rss_mb"] for s in samples if "rss_mb" in s]
+    return {
+        "seconds": round(t1 - t0, 1),
+        "offered_eps": round(sent["sent"] / max(sent["elapsed"], 1e-9)),
+        "eps": round((j1 - j0) / (t1 - t0)),
+        "daemon_cpu_share": round((c1 - c0) / (t1 - t0), 2),
+        "queue_depth_max": max(depth) if depth else None,
+        "queue_depth_p50": pct(depth, 50) if depth else None,
+        "rss_mb_start": rss[0] if rss else None,
+        "rss_mb_max": max(rss) if rss else None,
+        "rss_mb_end": rss[-1] if rss else None,
+        "broker_backlog_at_end": backlog,
+        "samples": samples,
+    }
+
+
+def start_load(port: int, *, rate: float, seconds: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(BENCH / "loadgen.py"),
+            "--port",
+            str(port),
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+    )
+
+
+def finish_load(process: subprocess.Popen[bytes], timeout: float) -> dict[str, float]:
+    out, _ = process.communicate(timeout=timeout)
+    return dict(json.loads(out.decode().strip().splitlines()[-1]))
+
+
+# ----- 3 & 4. alert latency and timer accuracy -----
+
+
+class Probes:
+    """Forced-door probes and held-open timer doors, published from this process."""
+
+    def __init__(self, port: int, spec: SiteSpec) -> None:
+        self.spec = spec
+        self.traffic = Traffic()
+        self.publisher = Publisher(port)
+        self.sent: dict[str, float] = {}  # door id -> perf_counter at publish
+        self.opened: dict[str, float] = {}
+
+    def prime_timer_doors(self) -> None:
+        """Zigbee2MQTT's first report after a start is state, not news: send it first."""
+        for i in range(self.spec.timer_doors):
+            self.publisher.publish(self.traffic.contact_msg(f"bench-timer-{i}", closed=True))
+
+    def run(self, probes: range, timer_doors: range, rate: float) -> None:
+        """Forced-door probes at ``rate``/s, timer doors opened in between, evenly."""
+        interval = 1.0 / rate
+        opens = list(timer_doors)
+        every = max(1, len(probes) // max(1, len(opens))) if opens else 0
+        start = time.perf_counter()
+        for n, i in enumerate(probes):
+            device, door = self.spec.probe_ref(i)
+            message = self.traffic.uhppoted_msg("forced", device, door)
+            self.sent[f"probe-{i}"] = time.perf_counter()
+            self.publisher.publish(message)
+            if opens and n % every == every // 2:
+                t = opens.pop(0)
+                message = self.traffic.contact_msg(f"bench-timer-{t}", closed=False)
+                self.opened[f"timer-{t}"] = time.perf_counter()
+                self.publisher.publish(message)
+            pause = start + (n + 1) * interval - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+
+    def close(self) -> None:
+        self.publisher.close()
+
+
+def collect(
+    receiver: WebhookReceiver,
+    action: str,
+    rule: str,
+    sent: dict[str, float],
+    *,
+    offset: float = 0.0,
+    timeout: float = 30.0,
+) -> list[float]:
+    """Latencies (s) of the first ``action`` of ``rule`` per door, waiting for all to arrive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = receiver.first(action, rule)
+        if all(door in got for door in sent) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    missing = [door for door in sent if door not in got]
+    if missing:
+        log(f"{len(missing)} of {len(sent)} {rule} alerts never arrived (first: {missing[0]})")
+    return [got[d].at - t - offset for d, t in sent.items() if d in got]
+
+
+def alert_latency(work: Path, port: int, *, probes: int, timer_doors: int) -> dict[str, Any]:
+    """Forced door -> webhook, idle and under 1,000 events/s; held-open lateness under load."""
+    receiver = WebhookReceiver()
+    receiver.start()
+    spec = SiteSpec(
+        probe_doors=2 * probes,
+        timer_doors=timer_doors,
+        webhook_url=receiver.url,
+        held_open_after=1.0,
+    )
+    daemon = Daemon(work, port, spec)
+    results: dict[str, Any] = {}
+    try:
+        daemon.start()
+        daemon.wait_connected()
+        p = Probes(port, spec)
+        p.prime_timer_doors()
+        time.sleep(1.0)
+        # Idle: nothing but the probes (50 alerts/s, each a new alert at its own door).
+        p.run(range(probes), range(0), rate=50)
+        idle = collect(receiver, "raised", "door_forced_open", p.sent)
+        results["idle"] = summary_ms(idle)
+        # Under load: 1,000 events/s of swipes and contact reports in another process.
+        p.sent.clear()
+        load_seconds = probes / 50 + 8
+        load = start_load(port, rate=1000, seconds=load_seconds)
+        time.sleep(2.0)
+        j0, t0 = daemon.journaled(), time.perf_counter()
+        cpu0 = daemon.cpu_seconds()
+        p.run(range(probes, 2 * probes), range(timer_doors), rate=50)
+        loaded = collect(receiver, "raised", "door_forced_open", p.sent)
+        late = collect(receiver, "raised", "door_held_open", p.opened, offset=spec.held_open_after)
+        j1, t1 = daemon.journaled(), time.perf_counter()
+        cpu1 = daemon.cpu_seconds()
+        sent = finish_load(load, timeout=load_seconds + 30)
+        p.close()
+        results["load"] = summary_ms(loaded)
+        results["load"]["journaled_eps"] = round((j1 - j0) / (t1 - t0))
+        results["load"]["offered_eps"] = round(sent["sent"] / sent["elapsed"])
+        results["load"]["daemon_cpu_share"] = round((cpu1 - cpu0) / (t1 - t0), 2)
+        results["timer"] = summary_ms(late)
+        results["timer"]["min"] = round(min(late) * 1000, 1) if late else None
+        results["bad_signatures"] = receiver.bad_signatures
+    finally:
+        daemon.stop()
+        receiver.stop()
+    return results
+
+
+# ----- 5. cameras -----
+
+MOTION_SCRIPT = """\
+repeat: true
+period: 10s
+steps:
+  - {at: 0s, topic: "tns1:RuleEngine/CellMotionDetector/Motion",
+     source: {VideoSourceConfigurationToken: VideoSource_1}, data: {IsMotion: true}}
+  - {at: 5s, topic: "tns1:RuleEngine/CellMotionDetector/Motion",
+     source: {VideoSourceConfigurationToken: VideoSource_1}, data: {IsMotion: false}}
+"""
+
+
+def cameras(
+    work: Path, port: int, counts: Sequence[int], *, settle: float, window: float
+) -> dict[str, Any]:
+    """N fake ONVIF cameras (motion on/off every 5 s each) and one daemon: CPU, RSS."""
+    out: dict[str, Any] = {}
+    baseline = idle_daemon(work / "cam-0", port, settle=settle, window=window)
+    out["0"] = baseline
+    for n in counts:
+        cam_dir = work / f"cam-{n}"
+        cam_dir.mkdir()
+        script = cam_dir / "motion.yaml"
+        script.write_text(MOTION_SCRIPT)
+        first = free_port_block(n)
+        fake = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "doorwatch",
+                "simulate",
+                "camera",
+                "--count",
+                str(n),
+                "--port",
+                str(first),
+                "--events",
+                str(script),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(cam_dir / "cameras.log").open("ab"),
+        )
+        try:
+            from harness import wait_port
+
+            wait_port(first + n - 1, timeout=30)
+            ids = [(f"cam-{i}", first + i) for i in range(n)]
+            figures = idle_daemon(cam_dir, port, settle=settle, window=window, cameras=ids)
+            figures["fake_cameras_cpu_share"] = round(
+                proc_cpu_seconds(fake.pid) / max(1e-9, figures.pop("_lifetime")), 2
+            )
+            figures["rss_mb_per_camera"] = round((figures["rss_mb"] - baseline["rss_mb"]) / n, 3)
+            out[str(n)] = figures
+            log(f"cameras {n}: {figures}")
+        finally:
+            fake.terminate()
+            fake.wait(10)
+    out["0"].pop("_lifetime", None)
+    return out
+
+
+def idle_daemon(
+    work: Path,
+    port: int,
+    *,
+    settle: float,
+    window: float,
+    cameras: Sequence[tuple[str, int]] = (),
+) -> dict[str, Any]:
+    work.mkdir(exist_ok=True)
+    daemon = Daemon(work, port, SiteSpec(cameras=cameras))
+    born = time.perf_counter()
+    ready = daemon.start()
+    try:
+        time.sleep(settle)
+        c0, t0 = daemon.cpu_seconds(), time.perf_counter()
+        time.sleep(window)
+        c1, t1 = daemon.cpu_seconds(), time.perf_counter()
+        subscribed = None
+        with contextlib.suppress(OSError):
+            subscribed = daemon.metric("doorwatch_cameras_online")
+        return {
+            "ready_s": round(ready, 3),
+            "cpu_share": round((c1 - c0) / (t1 - t0), 3),
+            "rss_mb": round(daemon.rss_mb(), 1),
+            "cameras_online": subscribed,
+            "_lifetime": time.perf_counter() - born,
+        }
+    finally:
+        daemon.stop()
+
+
+# ----- 6. start-up -----
+
+
+def measure_ready(work: Path, port: int, runs: int = 3) -> dict[str, float]:
+    """Process start to READY=1 on $NOTIFY_SOCKET: once on a new database, then warm."""
+    spec = SiteSpec(probe_doors=0, timer_doors=0)
+    daemon = Daemon(work, port, spec)
+    cold = daemon.start()
+    daemon.stop()
+    warm = []
+    for _ in range(runs):
+        warm.append(daemon.start())
+        daemon.stop()
+    return {"cold_s": round(cold, 3), "warm_s": round(median(warm), 3)}
+
+
+# ----- 7. peer: Node-RED -----
+
+
+def peer(work: Path, port: int, messages: Sequence[Message], *, probes: int) -> dict[str, Any]:
+    from nodered import NodeRed
+
+    node_red = NodeRed.prepare(work)
+    if isinstance(node_red, str):
+        log(node_red)
+        return {"skipped": node_red}
+    return node_red.measure(port, messages, probes=probes)
+
+
+# ----- main -----
+
+
+def timed(results: dict[str, Any], name: str, fn: Callable[[], Any]) -> Any:
+    started = time.perf_counter()
+    log(f"{name} ...")
+    value = fn()
+    results.setdefault("phase_s", {})[name] = round(time.perf_counter() - started, 1)
+    return value
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a run under 60 s")
-    parser.add_argument("--codec", default="uhppoted", help="payload format fed to the daemon")
+    parser.add_argument(
+        "--only", default="", help="comma-separated phases (ceiling, ingest, sustained, ...)"
+    )
+    parser.add_argument("--probes", type=int, default=500, help="alerts per latency phase")
+    parser.add_argument("--save", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
-    count = 10_000 if args.quick else 40_000
-    results: dict[str, Any] = {"mode": "quick" if args.quick else "full", "messages": count}
+    quick = args.quick
+    only = {p for p in args.only.split(",") if p}
+
+    def wanted(phase: str, *, full_only: bool = False) -> bool:
+        if only:
+            return phase in only
+        return not (full_only and quick)
+
+    count = 10_000 if quick else 40_000
+    busy0, total0 = machine_cpu_busy()
+    results: dict[str, Any] = {
+        "mode": "quick" if quick else "full",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "messages": count,
+    }
+    traffic = Traffic()
+    backlog = traffic.mixed(count)
     with tempfile.TemporaryDirectory(prefix="doorwatch-bench-") as tmp:
         work = Path(tmp)
         broker = Broker(work)
         broker.start()
         try:
-            results["paho_eps"] = round(paho_drain(broker.port, "bench/paho", count))
-            msub = mosquitto_sub_drain(broker.port, "bench/msub", count)
-            results["mosquitto_sub_eps"] = round(msub) if msub else None
-            dw_dir = work / "dw"
-            dw_dir.mkdir()
-            drain = doorwatch_drain(dw_dir, broker.port, count, args.codec)
-            results["ingest_eps"] = round(drain["eps"])
-            results["ingest_rss_mb"] = round(drain["rss_mb"], 1)
-            results["ingest_ratio_vs_paho"] = round(drain["eps"] / results["paho_eps"], 3)
-            ready_dir = work / "ready"
-            ready_dir.mkdir()
-            results["ready_s"] = round(measure_ready(ready_dir, broker.port), 3)
+            if wanted("ceiling"):
+                results["paho_eps"] = round(
+                    timed(results, "paho", lambda: paho_drain(broker.port, backlog))
+                )
+                msub = timed(
+                    results, "mosquitto_sub", lambda: mosquitto_sub_drain(broker.port, backlog)
+                )
+                results["mosquitto_sub_eps"] = round(msub) if msub else None
+            if wanted("ingest"):
+                (work / "ingest").mkdir()
+                drain = timed(
+                    results,
+                    "ingest",
+                    lambda: doorwatch_drain(work / "ingest", broker.port, backlog),
+                )
+                results["ingest_eps"] = round(drain["eps"])
+                results["ingest_rss_mb"] = round(drain["rss_mb"], 1)
+                if "paho_eps" in results:
+                    results["ingest_ratio_vs_paho"] = round(drain["eps"] / results["paho_eps"], 3)
+                    if results.get("mosquitto_sub_eps"):
+                        results["paho_ratio_vs_mosquitto_sub"] = round(
+                            results["paho_eps"] / results["mosquitto_sub_eps"], 3
+                        )
+            if wanted("sustained"):
+                (work / "sustained").mkdir()
+                seconds = 8.0 if quick else 30.0
+                results["sustained"] = timed(
+                    results,
+                    "sustained",
+                    lambda: sustained(work / "sustained", broker.port, seconds),
+                )
+                if quick:
+                    results["sustained"].pop("samples")
+            if wanted("latency"):
+                (work / "latency").mkdir()
+                lat = timed(
+                    results,
+                    "latency",
+                    lambda: alert_latency(
+                        work / "latency",
+                        broker.port,
+                        probes=args.probes,
+                        timer_doors=100 if quick else 200,
+                    ),
+                )
+                results["alert_p50_ms_idle"] = lat["idle"]["p50"]
+                results["alert_p99_ms_idle"] = lat["idle"]["p99"]
+                results["alert_p50_ms_load"] = lat["load"]["p50"]
+                results["alert_p99_ms_load"] = lat["load"]["p99"]
+                results["timer_late_p99_ms"] = lat["timer"]["p99"]
+                results["latency"] = lat
+            if wanted("ready"):
+                (work / "ready").mkdir()
+                ready = timed(results, "ready", lambda: measure_ready(work / "ready", broker.port))
+                results["ready_s"] = ready["warm_s"]
+                results["ready_cold_s"] = ready["cold_s"]
+            if wanted("cameras", full_only=True):
+                results["cameras"] = timed(
+                    results,
+                    "cameras",
+                    lambda: cameras(work, broker.port, (50, 100, 200), settle=10.0, window=20.0),
+                )
+                c200 = results["cameras"].get("200", {})
+                results["cameras_200_cpu_share"] = c200.get("cpu_share")
+                results["cameras_200_rss_mb"] = c200.get("rss_mb")
+            if wanted("peer", full_only=True):
+                (work / "peer").mkdir()
+                results["peer"] = timed(
+                    results,
+                    "peer",
+                    lambda: peer(work / "peer", broker.port, backlog, probes=args.probes),
+                )
+                node = results["peer"]
+                if "ingest_eps" in node:
+                    results["nodered_ingest_eps"] = node["ingest_eps"]
+                    results["nodered_alert_p99_ms_idle"] = node["idle"]["p99"]
+                    results["nodered_alert_p99_ms_load"] = node["load"]["p99"]
         finally:
             broker.stop()
-    print(json.dumps(results))
+    busy1, total1 = machine_cpu_busy()
+    results["machine_busy_share"] = round((busy1 - busy0) / max(1.0, total1 - total0), 2)
+    line = json.dumps(results)
+    if args.save:
+        args.save.write_text(json.dumps(results, indent=2) + "\n")
+    print(line)
     return 0
 
 
