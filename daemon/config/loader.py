@@ -48,11 +48,16 @@ class _LineIndex:
 
     def __init__(self, node: yaml.Node | None) -> None:
         self.lines: dict[Loc, int] = {}
+        self._seen: set[int] = set()
         if node is not None:
             self._walk(node, ())
 
     def _walk(self, node: yaml.Node, loc: Loc) -> None:
         self.lines[loc] = node.start_mark.line + 1
+        # An alias is the same node again: its lines are those of its anchor, already indexed.
+        if id(node) in self._seen:
+            return
+        self._seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
@@ -148,6 +153,8 @@ _HINTS_BY_PREFIX = {
 
 
 def _extra_key_hint(loc: Loc) -> str:
+    if not loc:
+        return "remove it"
     parent = _model_at(Config, loc[:-1])
     if parent is None:
         return "remove it"
@@ -194,11 +201,7 @@ def _problems_from_validation(exc: ValidationError) -> list[Problem]:
     for error in exc.errors():
         # pydantic adds validator names to loc; drop them. Union tags stay for the hint (they
         # pick the right options model) and are dropped for display (the user never wrote them).
-        raw = tuple(
-            part
-            for part in error["loc"]
-            if not (isinstance(part, str) and ("[" in part or part.startswith("function-")))
-        )
+        raw = tuple(part for part in error["loc"] if not _is_validator_name(part))
         loc = _drop_tags(raw)
         problems.append(
             Problem(
@@ -212,6 +215,25 @@ def _problems_from_validation(exc: ValidationError) -> list[Problem]:
             )
         )
     return problems
+
+
+# How pydantic names its own validators in an error's loc ("function-after[_check(), str]").
+_VALIDATOR_PREFIXES = (
+    "function-",
+    "lax-or-strict[",
+    "json-or-python[",
+    "tagged-union[",
+    "union[",
+    "nullable[",
+    "chain[",
+    "default[",
+    "constrained-",
+    "is-instance[",
+)
+
+
+def _is_validator_name(part: str | int) -> bool:
+    return isinstance(part, str) and part.startswith(_VALIDATOR_PREFIXES)
 
 
 def _drop_tags(loc: Loc) -> Loc:
@@ -254,11 +276,49 @@ def render(path: Path, problems: Iterable[Problem], lines: _LineIndex) -> str:
     return "\n".join(text for _, text in sorted(rendered, key=lambda item: item[0]))
 
 
+# A site config has hundreds of values; aliases that expand past this are a mistake or an
+# attack ("billion laughs"), refused before anything walks the expansion.
+MAX_EXPANDED_NODES = 100_000
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document has once every alias is expanded (memoised, no recursion)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if children_done:
+            total = 1 + sum(sizes.get(id(child), 0) for child in children)
+            sizes[id(node)] = min(total, MAX_EXPANDED_NODES + 1)
+            continue
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
+
+
 def parse_yaml(text: str, path: Path) -> tuple[Any, _LineIndex]:
     """Parse YAML into plain data plus a line index, or raise ConfigError with the line."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded_size(node) > MAX_EXPANDED_NODES:
+            raise ConfigError(
+                f"{path}: its aliases expand to more than {MAX_EXPANDED_NODES:,} values;"
+                " fix: write the values out instead of nesting aliases (*name)"
+            )
         data = yaml.safe_load(text)
+    except (ValueError, OverflowError) as exc:
+        # PyYAML's own constructors raise these for values it cannot build, such as an
+        # unquoted impossible date (holidays: [2026-02-30]).
+        raise ConfigError(
+            f"{path}: a value YAML cannot read ({exc}); fix: quote it ('2026-02-30') and check it"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

@@ -166,7 +166,7 @@ def test_yaml_shaped_text(folder, parts):
 
 keys = st.sampled_from(
     ["site", "doors", "rules", "notify", "id", "type", "name", "codec", "topics", "password"]
-) | st.text(max_size=10).filter(lambda k: "[" not in k)  # "[" in a key: the xfail below.
+) | st.text(max_size=10)
 scalars = (
     st.none()
     | st.booleans()
@@ -235,13 +235,6 @@ def alias_bomb(levels: int) -> str:
     return f"site: {{name: x}}\nanchors:\n{anchors}\nbomb: *l{levels - 1}\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known bug: config/loader.py _LineIndex walks every alias again, so a YAML alias "
-        "bomb takes exponential time and memory in load_config and doorwatch check"
-    ),
-)
 def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
     """Nine levels of nested aliases (387 million leaves if expanded): ``doorwatch check``
     answers within 8 s with exit 1 and no traceback, in a subprocess so a hang cannot take
@@ -261,13 +254,6 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path):
     assert b"Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known bug: config/loader.py parse_yaml lets PyYAML's ValueError for an impossible "
-        "unquoted date escape, so doorwatch check prints a traceback"
-    ),
-)
 @pytest.mark.parametrize("date", ["2026-02-30", "2026-13-01"])
 def test_an_impossible_holiday_date_is_a_config_error(folder, date):
     """A mistyped holiday (``holidays: [2026-02-30]``, unquoted, so YAML reads a date) is a
@@ -276,14 +262,6 @@ def test_an_impossible_holiday_date_is_a_config_error(folder, date):
     load(folder, text + f"    holidays: [{date}]\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known bug: config/loader.py drops loc parts containing '[' (meant for pydantic's "
-        "validator names), so an unknown top-level key such as doors[0] leaves an empty "
-        "path and _extra_key_hint raises IndexError"
-    ),
-)
 @pytest.mark.parametrize("key", ["doors[0]", "["])
 def test_an_unknown_key_with_a_bracket_is_a_config_error(folder, key):
     """A mistyped key like ``doors[0]:`` at the top level is reported, not a traceback."""
