@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import paho.mqtt.client as paho
@@ -440,6 +441,16 @@ class Daemon:
                     return float(line.split()[1])
         return None
 
+    def metric_sum(self, name: str) -> float:
+        """The sum of a labelled metric's samples from /metrics."""
+        url = f"http://127.0.0.1:{self.console_port}/metrics"
+        total = 0.0
+        with urllib.request.urlopen(url, timeout=2) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith((name + "{", name + " ")):
+                    total += float(line.rsplit(" ", 1)[1])
+        return total
+
     def wait_connected(self, timeout: float = 10.0) -> None:
         """Until the MQTT session is up (READY does not wait for the broker)."""
         deadline = time.monotonic() + timeout
@@ -477,6 +488,7 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.port = free_port()
         self.arrivals: list[Arrival] = []
+        self.reports: list[dict[str, Any]] = []  # a peer's own reports (pong, drain figures)
         self.bad_signatures = 0
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -513,6 +525,10 @@ class WebhookReceiver:
             if not hmac.compare_digest(signature, expected):
                 self.bad_signatures += 1
         data = orjson.loads(body)
+        if data.get("action") in {"report", "pong"}:
+            with self._lock:
+                self.reports.append({**data, "at": at})
+            return web.Response(status=204)
         alert = data.get("alert") or {}
         arrival = Arrival(
             at,

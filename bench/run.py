@@ -300,7 +300,9 @@ def collect(
     return [got[d].at - t - offset for d, t in sent.items() if d in got]
 
 
-def alert_latency(work: Path, port: int, *, probes: int, timer_doors: int) -> dict[str, Any]:
+def alert_latency(
+    work: Path, port: int, *, probes: int, timer_doors: int, rate: float
+) -> dict[str, Any]:
     """Forced door -> webhook, idle and under 1,000 events/s; held-open lateness under load."""
     receiver = WebhookReceiver()
     receiver.start()
@@ -318,18 +320,18 @@ def alert_latency(work: Path, port: int, *, probes: int, timer_doors: int) -> di
         p = Probes(port, spec)
         p.prime_timer_doors()
         time.sleep(1.0)
-        # Idle: nothing but the probes (50 alerts/s, each a new alert at its own door).
-        p.run(range(probes), range(0), rate=50)
+        # Idle: nothing but the probes (each a new alert at its own door).
+        p.run(range(probes), range(0), rate=rate)
         idle = collect(receiver, "raised", "door_forced_open", p.sent)
         results["idle"] = summary_ms(idle)
         # Under load: 1,000 events/s of swipes and contact reports in another process.
         p.sent.clear()
-        load_seconds = probes / 50 + 8
+        load_seconds = probes / rate + 8
         load = start_load(port, rate=1000, seconds=load_seconds)
         time.sleep(2.0)
         j0, t0 = daemon.journaled(), time.perf_counter()
         cpu0 = daemon.cpu_seconds()
-        p.run(range(probes, 2 * probes), range(timer_doors), rate=50)
+        p.run(range(probes, 2 * probes), range(timer_doors), rate=rate)
         loaded = collect(receiver, "raised", "door_forced_open", p.sent)
         late = collect(receiver, "raised", "door_held_open", p.opened, offset=spec.held_open_after)
         j1, t1 = daemon.journaled(), time.perf_counter()
@@ -353,11 +355,14 @@ def alert_latency(work: Path, port: int, *, probes: int, timer_doors: int) -> di
 
 MOTION_SCRIPT = """\
 repeat: true
-period: 10s
 steps:
   - {at: 0s, topic: "tns1:RuleEngine/CellMotionDetector/Motion",
      source: {VideoSourceConfigurationToken: VideoSource_1}, data: {IsMotion: true}}
   - {at: 5s, topic: "tns1:RuleEngine/CellMotionDetector/Motion",
+     source: {VideoSourceConfigurationToken: VideoSource_1}, data: {IsMotion: false}}
+  - {at: 10s, topic: "tns1:RuleEngine/CellMotionDetector/Motion",
+     source: {VideoSourceConfigurationToken: VideoSource_1}, data: {IsMotion: true}}
+  - {at: 15s, topic: "tns1:RuleEngine/CellMotionDetector/Motion",
      source: {VideoSourceConfigurationToken: VideoSource_1}, data: {IsMotion: false}}
 """
 
@@ -419,23 +424,34 @@ def idle_daemon(
     window: float,
     cameras: Sequence[tuple[str, int]] = (),
 ) -> dict[str, Any]:
+    """A daemon with ``cameras``: time until all are online, then CPU and RSS over a window."""
     work.mkdir(exist_ok=True)
     daemon = Daemon(work, port, SiteSpec(cameras=cameras))
     born = time.perf_counter()
     ready = daemon.start()
     try:
+        up: float | None = None
+        deadline = time.perf_counter() + 120
+        while cameras and time.perf_counter() < deadline:
+            with contextlib.suppress(OSError):
+                if daemon.metric_sum("doorwatch_camera_online") >= len(cameras):
+                    up = time.perf_counter() - born
+                    break
+            time.sleep(0.25)
         time.sleep(settle)
+        m0 = daemon.metric_sum("doorwatch_camera_messages_total") if cameras else 0.0
         c0, t0 = daemon.cpu_seconds(), time.perf_counter()
         time.sleep(window)
         c1, t1 = daemon.cpu_seconds(), time.perf_counter()
-        subscribed = None
-        with contextlib.suppress(OSError):
-            subscribed = daemon.metric("doorwatch_cameras_online")
+        m1 = daemon.metric_sum("doorwatch_camera_messages_total") if cameras else 0.0
+        online = daemon.metric_sum("doorwatch_camera_online") if cameras else 0.0
         return {
             "ready_s": round(ready, 3),
+            "all_online_s": round(up, 1) if up is not None else None,
+            "cameras_online": online,
+            "camera_messages_per_s": round((m1 - m0) / (t1 - t0), 1),
             "cpu_share": round((c1 - c0) / (t1 - t0), 3),
             "rss_mb": round(daemon.rss_mb(), 1),
-            "cameras_online": subscribed,
             "_lifetime": time.perf_counter() - born,
         }
     finally:
@@ -489,6 +505,10 @@ def main() -> int:
         "--only", default="", help="comma-separated phases (ceiling, ingest, sustained, ...)"
     )
     parser.add_argument("--probes", type=int, default=500, help="alerts per latency phase")
+    parser.add_argument(
+        "--probe-rate", type=float, default=0, help="alerts/s (default 50; 100 with --quick)"
+    )
+    parser.add_argument("--cameras", default="50,100,200", help="camera counts to measure")
     parser.add_argument("--save", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
     quick = args.quick
@@ -539,7 +559,7 @@ def main() -> int:
                         )
             if wanted("sustained"):
                 (work / "sustained").mkdir()
-                seconds = 8.0 if quick else 30.0
+                seconds = 5.0 if quick else 30.0
                 results["sustained"] = timed(
                     results,
                     "sustained",
@@ -557,6 +577,7 @@ def main() -> int:
                         broker.port,
                         probes=args.probes,
                         timer_doors=100 if quick else 200,
+                        rate=args.probe_rate or (100.0 if quick else 50.0),
                     ),
                 )
                 results["alert_p50_ms_idle"] = lat["idle"]["p50"]
@@ -565,6 +586,7 @@ def main() -> int:
                 results["alert_p99_ms_load"] = lat["load"]["p99"]
                 results["timer_late_p99_ms"] = lat["timer"]["p99"]
                 results["latency"] = lat
+                results["latency"]["probe_rate"] = args.probe_rate or (100.0 if quick else 50.0)
             if wanted("ready"):
                 (work / "ready").mkdir()
                 ready = timed(results, "ready", lambda: measure_ready(work / "ready", broker.port))
@@ -574,11 +596,18 @@ def main() -> int:
                 results["cameras"] = timed(
                     results,
                     "cameras",
-                    lambda: cameras(work, broker.port, (50, 100, 200), settle=10.0, window=20.0),
+                    lambda: cameras(
+                        work,
+                        broker.port,
+                        [int(n) for n in args.cameras.split(",")],
+                        settle=5.0,
+                        window=20.0,
+                    ),
                 )
-                c200 = results["cameras"].get("200", {})
-                results["cameras_200_cpu_share"] = c200.get("cpu_share")
-                results["cameras_200_rss_mb"] = c200.get("rss_mb")
+                for n, figures in results["cameras"].items():
+                    if n != "0":
+                        results[f"cameras_{n}_cpu_share"] = figures["cpu_share"]
+                        results[f"cameras_{n}_rss_mb"] = figures["rss_mb"]
             if wanted("peer", full_only=True):
                 (work / "peer").mkdir()
                 results["peer"] = timed(
