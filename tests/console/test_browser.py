@@ -206,11 +206,24 @@ async def test_guard_sees_a_live_alert_acknowledges_it_and_the_door_board_follow
     # A forced alert is momentary: acknowledging closes it, so it leaves the open list.
     await expect(page.locator("#alert-list li.alert")).to_have_count(0)
     await expect(page.locator("#alert-count")).to_have_text("")
+    await page.select_option("#alert-state", "resolved")
+    resolved = page.locator("#alert-list li.alert.state-resolved")
+    await expect(resolved).to_contain_text("resolved by gina")
+    await page.select_option("#alert-state", "open")
+    await expect(page.locator("#alerts-empty")).to_be_visible()
 
     await site.send("door.closed", "gym")
     await expect(door_card(page, "gym-east").locator(".door-state")).to_have_text("Closed")
     await expect(door_card(page, "gym-east").locator(".door-since")).to_contain_text("since")
 
+    await check_event_log_filters(page)
+    assert watched.errors == []
+    await context.close()
+
+
+async def check_event_log_filters(page: Page) -> None:
+    """The event log filters by kind and by door (after the main door was forced and the
+    gym door opened and closed)."""
     await page.click('.tabs button[data-view="events"]')
     await expect(page.locator("#event-rows tr").first).to_be_visible()
     await page.select_option("#filter-kind", "door.forced")
@@ -223,8 +236,6 @@ async def test_guard_sees_a_live_alert_acknowledges_it_and_the_door_board_follow
     await page.click('#event-filters button[type="submit"]')
     await expect(rows).to_have_count(2)  # opened, closed
     await expect(rows.first).to_contain_text("door.closed")
-    assert watched.errors == []
-    await context.close()
 
 
 async def test_sro_force_acknowledges_an_uncleared_alert_only_with_a_note(site, browser):
@@ -385,10 +396,13 @@ async def test_stream_reconnects_and_catches_up_on_what_it_missed(site, browser)
         "Duress code at Main entrance", timeout=10_000
     )
     await expect(page.locator("#conn")).to_have_text("Live")
+    # Caught up, not seen live, and still critical: it sounds.
+    await expect(page.locator("body")).to_have_attribute("data-beeps", "1")
     await eventually(lambda: asyncio.sleep(0, hub.clients == 1), what="a new stream")
     # Live again after the catch-up.
     await site.send("door.forced", "gym")
     await expect(page.locator("#alert-list")).to_contain_text("Door forced open: Gym east")
+    await expect(page.locator("body")).to_have_attribute("data-beeps", "2")
     assert watched.errors == []
     await context.close()
 

@@ -29,6 +29,8 @@
     doors: new Map(),        // door id -> door
     stream: null,
     refreshing: false,
+    refreshAgain: false,     // a refresh was asked for while one ran (e.g. the filter changed)
+    loadedOnce: false,       // false until the first picture is in: no beeps for what was there
     buffered: [],            // stream messages that arrived during a refresh
     incident: null,          // the alert id shown in the incident view
     incidentDetail: null,
@@ -172,6 +174,7 @@
     updateSoundButton();
     state.alerts.clear();
     state.doors.clear();
+    state.loadedOnce = false;
     renderAlerts();
     renderDoors();
     connectStream();  // its "open" handler loads the current picture
@@ -284,7 +287,11 @@
   }
 
   async function refreshAll() {
-    if (state.refreshing || !state.user) return;
+    if (!state.user) return;
+    if (state.refreshing) {
+      state.refreshAgain = true;
+      return;
+    }
     state.refreshing = true;
     state.buffered = [];
     try {
@@ -293,8 +300,13 @@
         api(`/api/v1/alerts?state=${encodeURIComponent(filter)}&limit=500`),
         api("/api/v1/doors"),
       ]);
+      // A critical alert raised while the stream was down still sounds once it is caught up.
+      const missed = state.loadedOnce && alerts.alerts.some(
+        (a) => a.severity === "critical" && a.state === "active" && !state.alerts.has(a.id));
       state.alerts.clear();
       for (const alert of alerts.alerts) state.alerts.set(alert.id, alert);
+      if (missed) beep();
+      state.loadedOnce = true;
       state.doors.clear();
       for (const door of doors.doors) state.doors.set(door.door, door);
       fillDoorFilter();
@@ -304,10 +316,15 @@
       state.refreshing = false;
       const buffered = state.buffered;
       state.buffered = [];
-      for (const [topic, data] of buffered) applyMessage(topic, data, false);
+      // These arrived live while the lists were loading.
+      for (const [topic, data] of buffered) applyMessage(topic, data, true);
       renderAlerts();
       renderDoors();
       if (state.incident) loadIncident(state.incident);
+      if (state.refreshAgain) {
+        state.refreshAgain = false;
+        refreshAll();
+      }
     }
   }
 
