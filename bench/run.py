@@ -465,11 +465,15 @@ def measure_ready(work: Path, port: int, runs: int = 3) -> dict[str, float]:
     """Process start to READY=1 on $NOTIFY_SOCKET: once on a new database, then warm."""
     spec = SiteSpec(probe_doors=0, timer_doors=0)
     daemon = Daemon(work, port, spec)
+    # Each start is let connect before SIGTERM: a stop that races the broker CONNECT (run in
+    # an executor thread) can take up to the connect timeout, which is not what we measure.
     cold = daemon.start()
+    daemon.wait_connected()
     daemon.stop()
     warm = []
     for _ in range(runs):
         warm.append(daemon.start())
+        daemon.wait_connected()
         daemon.stop()
     return {"cold_s": round(cold, 3), "warm_s": round(median(warm), 3)}
 
