@@ -29,6 +29,7 @@ import structlog
 
 from doorwatch.alerts.model import (
     AlertBook,
+    AlertCommand,
     AlertSink,
     AlertTransition,
     command_from_json,
@@ -37,6 +38,7 @@ from doorwatch.alerts.model import (
 )
 from doorwatch.alerts.service import route_audiences
 from doorwatch.alerts.sink import StoreSink
+from doorwatch.alerts.store import AlertChange
 from doorwatch.errors import ConfigError, StorageError
 from doorwatch.events import Event
 from doorwatch.journal import Journal, JournaledEvent, set_cursor
@@ -208,8 +210,18 @@ class RulesService:
             if self._unwritten or cursor_due:
                 # The cursor goes with any other change: the events it covers caused them.
                 changes, seq = self._unwritten, self._cursor_pending
+                # Alerts go into the store in this same transaction (one disk flush for the
+                # rules and the alert), unless earlier commands still wait in the outbox:
+                # commands must reach the store in order.
+                sink = (
+                    self.sink
+                    if isinstance(self.sink, StoreSink) and not self._outbox_pending
+                    else None
+                )
                 try:
-                    await self.db.transaction(lambda conn: _write(conn, changes, seq))
+                    applied, deferred = await self.db.transaction(
+                        lambda conn: _write(conn, changes, seq, sink)
+                    )
                 except StorageError as exc:
                     # Kept in memory and retried by run(); meanwhile the journal, on the same
                     # disk, holds back acknowledgements, so nothing is lost.
@@ -218,13 +230,23 @@ class RulesService:
                     self._wake.set()
                     return
                 self._unwritten = EngineChanges()
-                if changes.commands:
+                if deferred:
                     self._outbox_pending = True
                 if seq is not None:
                     self.cursor = seq
                     self._cursor_pending = None
                     self._cursor_written_at = self.clock.monotonic()
+                self._announce(applied)
             await self._deliver()
+
+    def _announce(self, applied: Sequence[tuple[AlertCommand, AlertChange | None]]) -> None:
+        if not applied:
+            return
+        assert isinstance(self.sink, StoreSink)
+        for command, change in applied:
+            for transition in self.sink.committed(command, change):
+                for listener in self.listeners:
+                    listener(transition)
 
     async def _deliver(self) -> None:
         if not self._outbox_pending:
@@ -287,7 +309,17 @@ def _load_state(conn: sqlite3.Connection) -> tuple[list[Timer], list[tuple[str, 
     return timers, conditions
 
 
-def _write(conn: sqlite3.Connection, changes: EngineChanges, cursor: int | None) -> None:
+def _write(
+    conn: sqlite3.Connection,
+    changes: EngineChanges,
+    cursor: int | None,
+    sink: StoreSink | None,
+) -> tuple[list[tuple[AlertCommand, AlertChange | None]], bool]:
+    """Write the engine's changes; apply its alert commands through ``sink`` when given.
+
+    Returns the commands applied (with their changes, to announce after the commit) and
+    whether any went to the outbox instead.
+    """
     for (rule, name), timer in changes.timers.items():
         if timer is None:
             conn.execute("DELETE FROM rule_timers WHERE rule = ? AND name = ?", (rule, name))
@@ -315,13 +347,41 @@ def _write(conn: sqlite3.Connection, changes: EngineChanges, cursor: int | None)
             conn.execute(
                 "DELETE FROM rule_conditions WHERE rule = ? AND subject = ?", (rule, subject)
             )
-    if changes.commands:
+    applied, queued = _apply_commands(conn, changes.commands, sink)
+    if queued:
         conn.executemany(
             "INSERT INTO rule_outbox(body) VALUES (?)",
-            [(orjson.dumps(command_to_json(c)).decode(),) for c in changes.commands],
+            [(orjson.dumps(command_to_json(c)).decode(),) for c in queued],
         )
     if cursor is not None:
         set_cursor(conn, CURSOR, cursor)
+    return applied, bool(queued)
+
+
+def _apply_commands(
+    conn: sqlite3.Connection, commands: Sequence[AlertCommand], sink: StoreSink | None
+) -> tuple[list[tuple[AlertCommand, AlertChange | None]], list[AlertCommand]]:
+    """Apply commands through the sink in order; the rest (after a failure) are returned."""
+    applied: list[tuple[AlertCommand, AlertChange | None]] = []
+    queued: list[AlertCommand] = []
+    for command in commands:
+        if sink is None or queued:
+            queued.append(command)  # Behind one that failed: keep the order.
+            continue
+        conn.execute("SAVEPOINT alert_command")
+        try:
+            change = sink.apply_in(conn, command)
+        except sqlite3.Error:
+            raise  # The disk: the whole transaction is retried.
+        except Exception as exc:  # noqa: BLE001 - a store bug must not stop the rules.
+            conn.execute("ROLLBACK TO alert_command")
+            conn.execute("RELEASE alert_command")
+            log.error("alert command failed; kept for retry", error=str(exc), rule=command.rule)  # noqa: TRY400
+            queued.append(command)
+            continue
+        conn.execute("RELEASE alert_command")
+        applied.append((command, change))
+    return applied, queued
 
 
 def _sink(daemon: Daemon) -> AlertSink:

@@ -308,6 +308,10 @@ class AlertStore:
         """Raise a new alert, or count another occurrence of the open one; None if a repeat."""
         return await self._commit(lambda conn: self._raise(conn, request))
 
+    def raise_in(self, conn: sqlite3.Connection, request: AlertRequest) -> AlertChange | None:
+        """:meth:`raise_alert` inside the caller's transaction (call :meth:`announce` after)."""
+        return self._raise(conn, request)
+
     async def update_alert(self, request: AlertUpdate) -> AlertChange | None:
         """Change the open alert without counting an occurrence (a warning becoming an alarm).
 
@@ -315,33 +319,33 @@ class AlertStore:
         so an alarm never depends on its warning still being open. None for a repeat, or when
         nothing is open and there is no fallback.
         """
+        return await self._commit(lambda conn: self.update_in(conn, request))
 
-        def apply(conn: sqlite3.Connection) -> AlertChange | None:
-            if self._seen(conn, request.trigger):
-                return None
-            row = self._open_row(conn, request.rule, request.subject)
-            if row is None:
-                return self._raise(conn, request.fallback) if request.fallback else None
-            old = Severity(row["severity"])
-            severity = max(old, request.severity or old, key=lambda s: s.rank)
-            action = "escalated" if severity != old else "updated"
-            at = _ts(request.at)
-            conn.execute(
-                "UPDATE alerts SET severity = ?, title = ?, updated_at = ?,"
-                " transitions = transitions + 1, details = ? WHERE id = ?",
-                (
-                    severity.value,
-                    request.title or row["title"],
-                    at,
-                    orjson.dumps({**orjson.loads(row["details"]), **request.details}).decode(),
-                    row["id"],
-                ),
-            )
-            self._remember(conn, request.trigger, row["id"])
-            detail = {"severity": severity.value, **request.details}
-            return self._transition(conn, row["id"], action, "system", None, at, detail)
-
-        return await self._commit(apply)
+    def update_in(self, conn: sqlite3.Connection, request: AlertUpdate) -> AlertChange | None:
+        """:meth:`update_alert` inside the caller's transaction (call :meth:`announce` after)."""
+        if self._seen(conn, request.trigger):
+            return None
+        row = self._open_row(conn, request.rule, request.subject)
+        if row is None:
+            return self._raise(conn, request.fallback) if request.fallback else None
+        old = Severity(row["severity"])
+        severity = max(old, request.severity or old, key=lambda s: s.rank)
+        action = "escalated" if severity != old else "updated"
+        at = _ts(request.at)
+        conn.execute(
+            "UPDATE alerts SET severity = ?, title = ?, updated_at = ?,"
+            " transitions = transitions + 1, details = ? WHERE id = ?",
+            (
+                severity.value,
+                request.title or row["title"],
+                at,
+                orjson.dumps({**orjson.loads(row["details"]), **request.details}).decode(),
+                row["id"],
+            ),
+        )
+        self._remember(conn, request.trigger, row["id"])
+        detail = {"severity": severity.value, **request.details}
+        return self._transition(conn, row["id"], action, "system", None, at, detail)
 
     async def clear(
         self, rule: str, subject: str, *, at: datetime, trigger: str, reason: str
@@ -351,38 +355,47 @@ class AlertStore:
         An acknowledged alert resolves by itself. An unacknowledged one stays active, marked
         cleared, so the console keeps it until a person has seen it.
         """
+        return await self._commit(
+            lambda conn: self.clear_in(conn, rule, subject, at=at, trigger=trigger, reason=reason)
+        )
 
-        def apply(conn: sqlite3.Connection) -> AlertChange | None:
-            if conn.execute(
-                "SELECT 1 FROM alert_triggers WHERE trigger = ?", (trigger,)
-            ).fetchone():
-                return None
-            row = self._open_row(conn, rule, subject)
-            if row is None or row["condition_cleared"]:
-                return None
-            when = _ts(at)
+    def clear_in(
+        self,
+        conn: sqlite3.Connection,
+        rule: str,
+        subject: str,
+        *,
+        at: datetime,
+        trigger: str,
+        reason: str,
+    ) -> AlertChange | None:
+        """:meth:`clear` inside the caller's transaction (call :meth:`announce` after)."""
+        if conn.execute("SELECT 1 FROM alert_triggers WHERE trigger = ?", (trigger,)).fetchone():
+            return None
+        row = self._open_row(conn, rule, subject)
+        if row is None or row["condition_cleared"]:
+            return None
+        when = _ts(at)
+        conn.execute(
+            "INSERT INTO alert_triggers(trigger, alert_id) VALUES (?, ?)", (trigger, row["id"])
+        )
+        if row["state"] == "acknowledged":
             conn.execute(
-                "INSERT INTO alert_triggers(trigger, alert_id) VALUES (?, ?)", (trigger, row["id"])
-            )
-            if row["state"] == "acknowledged":
-                conn.execute(
-                    "UPDATE alerts SET state = 'resolved', condition_cleared = 1, cleared_at = ?,"
-                    " resolved_at = ?, updated_at = ?, transitions = transitions + 1 WHERE id = ?",
-                    (when, when, when, row["id"]),
-                )
-                return self._transition(
-                    conn, row["id"], "resolved", "system", None, when, {"reason": reason}
-                )
-            conn.execute(
-                "UPDATE alerts SET condition_cleared = 1, cleared_at = ?, updated_at = ?,"
-                " transitions = transitions + 1 WHERE id = ?",
-                (when, when, row["id"]),
+                "UPDATE alerts SET state = 'resolved', condition_cleared = 1, cleared_at = ?,"
+                " resolved_at = ?, updated_at = ?, transitions = transitions + 1 WHERE id = ?",
+                (when, when, when, row["id"]),
             )
             return self._transition(
-                conn, row["id"], "cleared", "system", None, when, {"reason": reason}
+                conn, row["id"], "resolved", "system", None, when, {"reason": reason}
             )
-
-        return await self._commit(apply)
+        conn.execute(
+            "UPDATE alerts SET condition_cleared = 1, cleared_at = ?, updated_at = ?,"
+            " transitions = transitions + 1 WHERE id = ?",
+            (when, when, row["id"]),
+        )
+        return self._transition(
+            conn, row["id"], "cleared", "system", None, when, {"reason": reason}
+        )
 
     # ----- what people do -----
 
@@ -610,13 +623,17 @@ class AlertStore:
             (trigger, alert_id),
         )
 
+    def announce(self, change: AlertChange) -> None:
+        """Tell the listeners (outbox, console stream, metrics) of a committed change."""
+        for listener in self.listeners:
+            listener(change)
+
     async def _commit(
         self, apply: Callable[[sqlite3.Connection], AlertChange | None]
     ) -> AlertChange | None:
         change = await self.db.transaction(apply)
         if change is not None:
-            for listener in self.listeners:
-                listener(change)
+            self.announce(change)
         return change
 
     def _new_id(self, conn: sqlite3.Connection, at: datetime) -> str:

@@ -80,3 +80,56 @@ async def test_a_broken_custom_rule_stops_the_daemon_from_starting(tmp_path):
     (tmp_path / "broken.py").write_text("def setup(rule):\n    raise RuntimeError('no')\n")
     with pytest.raises(ConfigError, match=r"rules\[0\].module: setup\(rule\)"):
         await app.build(write(tmp_path, "[{module: broken.py}]"))
+
+
+async def outbox_rows(daemon: app.Daemon) -> int:
+    return await daemon.db.call(
+        lambda c: c.execute("SELECT COUNT(*) FROM rule_outbox").fetchone()[0]
+    )
+
+
+async def test_alerts_commit_with_the_rules_state_and_a_failing_store_is_retried(
+    tmp_path, monkeypatch
+):
+    """An alert is written in the rules' own transaction (nothing left in the rules outbox).
+    If the store fails on a command, the rules state still commits, the command waits in the
+    outbox, and it reaches the store, in order, once the store works again."""
+    from doorwatch.alerts.sink import StoreSink
+
+    daemon = await app.build(write(tmp_path, "[{type: door_forced_open}]"))
+    try:
+        service = daemon.services["rules"].__self__
+        assert daemon.alerts is not None
+        store = daemon.alerts.store
+        await daemon.pipeline.submit([event(EventKind.DOOR_FORCED, "k1")])
+        assert [a["rule"] for a in await store.query()] == ["door_forced_open"]
+        assert await outbox_rows(daemon) == 0
+
+        real = StoreSink.apply_in
+        broken = {"on": True}
+
+        def flaky(self, conn, command):
+            if broken["on"]:
+                raise RuntimeError("store bug")
+            return real(self, conn, command)
+
+        monkeypatch.setattr(StoreSink, "apply_in", flaky)
+        forced_main = Event(
+            kind=EventKind.DOOR_FORCED,
+            source="gen",
+            door="main",
+            received_at=utcnow(),
+            dedupe_key="k2",
+        )
+        await daemon.pipeline.submit([forced_main])
+        assert service.cursor == 2, "the rules state committed despite the store failing"
+        assert await outbox_rows(daemon) == 1
+        (only,) = await store.query()
+        assert only["occurrences"] == 1
+        broken["on"] = False
+        await service.flush()
+        assert await outbox_rows(daemon) == 0
+        (again,) = await store.query()
+        assert again["occurrences"] == 2
+    finally:
+        await close(daemon)
