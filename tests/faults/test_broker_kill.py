@@ -168,6 +168,7 @@ def test_broker_stopped_twice_mid_stream(how, broker, site_config, daemon_factor
         "events_kept_by_broker": len(kept),
         "events_journaled": len(keys),
         "events_duplicated": len(keys) - len(set(keys)),
+        "events_lost": len(sent - set(keys)),
         "events_lost_by_doorwatch": len(kept - set(keys)),
         "events_lost_by_broker": len(sent - kept),
         "resent_by_publisher": len(unacked),
