@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -147,6 +148,10 @@ def utcnow() -> datetime:
 _VISIBLE_DIGITS = 4
 
 
+# What mask_credential returns: stars, then at most the visible tail.
+_ALREADY_MASKED = re.compile(r"\*{4,}[^*]{0,4}")
+
+
 def mask_credential(raw: str | int | None) -> str | None:
     """Mask a card number or UID for display, logs and storage (``****5537``)."""
     if raw is None:
@@ -154,8 +159,9 @@ def mask_credential(raw: str | int | None) -> str | None:
     text = str(raw).strip()
     if not text:
         return None
-    if text.startswith("*"):
-        return text  # Already masked upstream.
+    if _ALREADY_MASKED.fullmatch(text):
+        return text  # Masked upstream (our own form); anything else is masked again.
+    text = text.lstrip("*") or text
     visible = text[-_VISIBLE_DIGITS:] if len(text) > _VISIBLE_DIGITS else text[-1:]
     return "*" * max(4, len(text) - len(visible)) + visible
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import random
 import select
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -269,6 +270,12 @@ class MqttClient:
             self._loop.call_soon_threadsafe(fn)
 
     def _socket_open(self, client: paho.Client, _userdata: Any, sock: Any) -> None:
+        # paho leaves Nagle on: a PUBACK would then wait for the broker's delayed ACK of the
+        # previous one (up to 40 ms) when traffic is light, which is exactly when a door alarm
+        # arrives alone.
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def add() -> None:
             if self._paho is client and self._loop is not None:
                 self._loop.add_reader(sock, self._read, client, sock)

@@ -36,6 +36,9 @@ def ev(
         ("", None),
         (None, None),
         ("****1234", "****1234"),
+        # A leading star is not a licence to pass a card number through unmasked.
+        ("*12345678", "****5678"),
+        ("**8165537", "****5537"),
     ],
 )
 def test_card_numbers_are_masked(raw, masked):
