@@ -272,8 +272,12 @@ class Accounts:
 
         await self.db.transaction(update)
 
-    async def session(self, token: str) -> Session | None:
-        """The live session for a cookie token, refreshed; None when unknown or expired."""
+    async def session(self, token: str, *, touch: bool = True) -> Session | None:
+        """The live session for a cookie token; None when unknown or expired.
+
+        ``touch`` counts this as activity (a request); a live stream checking that its session
+        still stands passes False, so an open console alone does not keep it alive.
+        """
         now = time.time()
         key = _token_hash(token)
 
@@ -293,7 +297,7 @@ class Accounts:
                 conn.execute("DELETE FROM sessions WHERE token_hash = ?", (key,))
                 return None
             # Refreshing last_seen at most once a minute keeps reads cheap.
-            if now - row["last_seen"] > 60:  # noqa: PLR2004
+            if touch and now - row["last_seen"] > 60:  # noqa: PLR2004
                 conn.execute("UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, key))
             return Session(_user(row), row["csrf_token"], row["created_at"], now)
 

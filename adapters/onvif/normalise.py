@@ -426,8 +426,18 @@ class Normaliser:
             "onvif topic not understood; logged once, paste the message into a test",
             camera=self.source,
             topic=note.topic,
-            message=note.xml,
+            message=_clip(note.xml),
+            message_bytes=len(note.xml),
         )
+
+
+# A real notification is a few hundred bytes; a camera that sends megabytes must not put
+# them into one log line.
+_LOGGED_XML = 4096
+
+
+def _clip(xml: str) -> str:
+    return xml if len(xml) <= _LOGGED_XML else xml[:_LOGGED_XML] + "...(clipped)"
 
 
 def _read(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,7 @@ import orjson
 from aiohttp import web
 
 from doorwatch.accounts import Role, Session
-from doorwatch.web.security import current_session, requires
+from doorwatch.web.security import ACCOUNTS_KEY, cookie_name, current_session, requires
 
 # A console that cannot keep up with this many queued updates is disconnected; its browser
 # reconnects and reloads the current picture, which is cheaper than buffering without bound.
@@ -97,11 +98,21 @@ async def stream(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     client = hub.subscribe()
+    accounts = request.app[ACCOUNTS_KEY]
+    token = request.cookies.get(cookie_name(request), "")
     try:
         # Browsers reconnect by themselves; two seconds keeps a guard's screen near-live.
         await response.write(b"retry: 2000\n\n")
+        checked = time.monotonic()
         while True:
             message = await _next(client)
+            # A stream outlives requests: end it once its session has (logout, expiry, account
+            # disabled), within about one keepalive period.
+            if time.monotonic() - checked >= _KEEPALIVE:
+                checked = time.monotonic()
+                if await accounts.session(token, touch=False) is None:
+                    await response.write(b"event: session-ended\ndata: {}\n\n")
+                    break
             if message is None:
                 await response.write(b": keepalive\n\n")
                 continue

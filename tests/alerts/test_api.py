@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import UTC, datetime
@@ -278,3 +279,23 @@ async def test_stream_delivers_alerts_filtered_by_audience(site):
         task.cancel()
     assert any("Duress at main" in line for line in received["other"])
     assert not any("Duress at main" in line for line in received["east"])
+
+
+async def test_an_open_stream_ends_when_its_session_does(site, monkeypatch):
+    """A session ended on the server (logout elsewhere, expiry, a disabled account) ends a
+    live stream already open, within one keepalive period."""
+    from doorwatch.web import stream
+
+    monkeypatch.setattr(stream, "_KEEPALIVE", 0.3)
+    daemon, base, _, _ = site
+    async with client() as watcher:
+        await login(watcher, base, "anyguard")
+        token = next(iter(watcher.cookie_jar)).value
+        async with watcher.get(base + "/api/v1/stream") as r:
+            assert r.status == 200
+            await r.content.readuntil(b"\n\n")  # retry: ...
+            await asyncio.sleep(1.0)
+            assert not r.content.at_eof(), "the stream stays open while the session lasts"
+            await daemon.accounts.logout(token)
+            body = await asyncio.wait_for(r.content.read(), 5)
+        assert b"event: session-ended" in body

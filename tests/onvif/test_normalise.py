@@ -486,3 +486,16 @@ def test_unsafe_or_wrong_xml_is_a_decode_error(payload, kind):
         decode(payload)
     assert caught.value.kind == kind
     assert "\n" not in caught.value.reason
+
+
+def test_a_huge_unknown_message_is_clipped_in_the_log():
+    """A camera that sends megabytes under an unknown topic gets one short log line."""
+    normaliser = Normaliser("cam-1")
+    xml = message("tns1:Vendor/Huge", DOOR, {"Blob": "x" * 200_000})
+    notes = parse_notifications(pull_response(xml)).notifications
+    with capture_logs() as logs:
+        normaliser.normalise(notes, received_at=NOW)
+    (line,) = logs
+    assert len(line["message"]) < 5000
+    assert line["message"].endswith("...(clipped)")
+    assert line["message_bytes"] > 200_000
