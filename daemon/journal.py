@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +54,16 @@ MIGRATIONS = [
 
 # Dead letters keep enough of the payload to reproduce a decoding bug, not a megabyte of it.
 DEAD_LETTER_KEEP_BYTES = 16 * 1024
+
+
+# Digit runs this long may be card numbers; a dead letter keeps only their last four digits
+# (device serials in it are masked too: the topic and the reason still say where it came from).
+_LONG_DIGITS = re.compile(rb"\d{6,}")
+
+
+def mask_digit_runs(payload: bytes) -> bytes:
+    """``{"card-number": 8165537}`` -> ``{"card-number": ****5537}``."""
+    return _LONG_DIGITS.sub(lambda m: b"****" + m.group(0)[-4:], payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +122,7 @@ class Journal:
                 d.kind,
                 d.reason,
                 len(d.payload),
-                d.payload[:DEAD_LETTER_KEEP_BYTES],
+                mask_digit_runs(d.payload[:DEAD_LETTER_KEEP_BYTES]),
             )
             for d in dead_letters
         ]

@@ -101,6 +101,19 @@ async def test_journal_drops_redelivered_events_and_keeps_dead_letters(tmp_path)
     await db.close()
 
 
+async def test_dead_letters_keep_no_card_numbers(tmp_path):
+    """A malformed message may carry a card number: the dead letter keeps its last four
+    digits only (short numbers, such as a door id, stay)."""
+    db = await Database.open(tmp_path / "j.db")
+    journal = Journal(db)
+    await journal.setup()
+    payload = b'{"card-number": 8165537, "door-id": 3, "event-id": 12, "oops"'
+    await journal.append([], [DeadLetter(T0, "c1", "t", "malformed", "not JSON", payload)])
+    (stored,) = await db.call(lambda c: c.execute("SELECT payload FROM dead_letters").fetchone())
+    assert bytes(stored) == b'{"card-number": ****5537, "door-id": 3, "event-id": 12, "oops"'
+    await db.close()
+
+
 async def test_latest_per_subject_rebuilds_the_same_state(tmp_path):
     """State rebuilt from the newest event per door/device/kind equals state fed every event."""
     db = await Database.open(tmp_path / "j.db")
