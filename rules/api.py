@@ -340,6 +340,22 @@ class RuleContext(Generic[OptionsT]):
         """The time of what is being handled (UTC); the clock's time outside handlers."""
         return self.cause.at if self.cause is not None else self._engine.clock.now()
 
+    def stamp(self) -> dict[str, Any]:
+        """The moment being handled, for short spans such as a shunt or a burst window.
+
+        Such spans must not stretch or shrink when the wall clock is stepped. The stamp is
+        plain JSON, so it fits in timer data; compare two with :meth:`seconds_between`.
+        """
+        return self._engine.stamp(self.now())
+
+    def seconds_between(self, earlier: Mapping[str, Any], later: Mapping[str, Any]) -> float:
+        """Seconds between two :meth:`stamp` s.
+
+        On the monotonic clock where both were taken live in this process; on wall time
+        otherwise (after a restart, or during start-up catch-up).
+        """
+        return self._engine.seconds_between(earlier, later)
+
     @property
     def site_zone(self) -> ZoneInfo:
         """The site's time zone."""

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import secrets
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -34,7 +35,7 @@ import structlog
 
 from doorwatch.alerts.model import AlertCommand, RaiseAlert, ResolveAlert
 from doorwatch.config.models import Config
-from doorwatch.events import Event, EventKind, iso
+from doorwatch.events import Event, EventKind, iso, parse_iso
 from doorwatch.rules.api import (
     Cause,
     DeviceView,
@@ -121,6 +122,8 @@ class RulesEngine:
         self._schedules: dict[str, Schedule] = {}
         self._seq = itertools.count()
         self._held = False
+        # Names this process, so a monotonic reading is never compared with another boot's.
+        self._boot = secrets.token_hex(4)
         self._deferred: set[TimerKey] = set()
         self._zones = {d.id: d.zone for d in config.doors}
         self._doors_of_source: dict[str, tuple[str, ...]] = {
@@ -346,6 +349,29 @@ class RulesEngine:
                 self._conditions.add(key)
             else:
                 self._changes.conditions[key] = False
+
+    def stamp(self, at: datetime) -> dict[str, Any]:
+        """A moment for measuring short spans: wall time, and the monotonic clock when live.
+
+        While timers are held (start-up catch-up: journaled events handled long after they
+        arrived) the monotonic clock says nothing about the event, so only the wall time is kept.
+        """
+        mono = None if self._held else self.clock.monotonic()
+        return {"at": iso(at), "mono": mono, "boot": self._boot}
+
+    def seconds_between(self, earlier: Mapping[str, Any], later: Mapping[str, Any]) -> float:
+        """Seconds from one stamp to another.
+
+        Monotonic when both have it from this process, so a wall-clock step between them does
+        not count; wall time otherwise.
+        """
+        if (
+            earlier.get("mono") is not None
+            and later.get("mono") is not None
+            and earlier.get("boot") == later.get("boot") == self._boot
+        ):
+            return float(later["mono"]) - float(earlier["mono"])
+        return (parse_iso(later["at"]) - parse_iso(earlier["at"])).total_seconds()
 
     def hold_timers(self) -> None:
         """Let no timer fire by the clock until :meth:`release_timers` (catch-up runs first).

@@ -9,9 +9,6 @@ look like a burst.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from doorwatch.events import iso, parse_iso
 from doorwatch.rules.api import Event, EventKind, RuleContext
 from doorwatch.rules.config import AccessDeniedBurstOptions, Severity
 from doorwatch.rules.registry import register
@@ -29,7 +26,6 @@ DEFAULT_SEVERITY = Severity.MEDIUM
 def setup(rule: RuleContext[AccessDeniedBurstOptions]) -> None:
     """Subscribe the denial counter."""
     options = rule.options
-    window = timedelta(seconds=options.window)
 
     @rule.on(EventKind.ACCESS_DENIED)
     def denied(event: Event) -> None:
@@ -41,12 +37,17 @@ def setup(rule: RuleContext[AccessDeniedBurstOptions]) -> None:
             subject = rule.subject(event=event)
         name = f"window:{subject}"
         pending = rule.timer(name)
-        now = event.received_at
-        times = [parse_iso(t) for t in pending.data["times"]] if pending is not None else []
-        times = [t for t in times if now - t < window]
+        now = rule.stamp()
+        # Stamps measure the window on the monotonic clock while live, so a wall-clock step
+        # inside a burst neither splits nor stretches it. (Plain ISO strings: older data.)
+        times = [
+            t if isinstance(t, dict) else {"at": t, "mono": None}
+            for t in (pending.data["times"] if pending is not None else [])
+        ]
+        times = [t for t in times if rule.seconds_between(t, now) < options.window]
         times.append(now)
         if len(times) < options.count:
-            rule.start_timer(name, options.window, data={"times": [iso(t) for t in times]})
+            rule.start_timer(name, options.window, data={"times": times})
             return
         rule.cancel_timer(name)
         rule.raise_alert(
@@ -57,6 +58,6 @@ def setup(rule: RuleContext[AccessDeniedBurstOptions]) -> None:
                 "denials": len(times),
                 "window_s": options.window,
                 "per": options.per,
-                "first_at": iso(times[0]),
+                "first_at": times[0]["at"],
             },
         )

@@ -19,6 +19,7 @@ Forced alerts are momentary: there is no condition to wait for, acknowledging on
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from doorwatch.config.models import Config
 from doorwatch.rules.api import Event, EventKind, RuleContext
@@ -55,10 +56,12 @@ class _ForcedOpen:
         self.rule = rule
         self.shunt = rule.options.shunt
         self.readers = reader_doors(rule.config)
-        self.explained_at: dict[str, datetime] = {}
+        # Stamps (rule.stamp()): spans between them run on the monotonic clock while live, so
+        # a wall-clock step between a badge and the opening neither explains nor forces it.
+        self.explained_at: dict[str, dict[str, Any]] = {}
         self.unlocked: dict[str, bool] = {}
         self.open_subjects: set[str] = set()
-        self.forced_at: dict[str, datetime] = {}
+        self.forced_at: dict[str, dict[str, Any]] = {}
 
     def access_controlled(self, door: str) -> bool:
         """Whether a grant or exit request could explain an opening of this door."""
@@ -74,15 +77,18 @@ class _ForcedOpen:
 
     def explained(self, door: str, opened: datetime) -> bool:
         """A grant or exit request within the shunt before ``opened``, or an unlocked door."""
-        last = self.explained_at.get(door)
-        if last is None:
+        seen = self.explained_at.get(door)
+        since: float | None
+        if seen is not None:
+            since = self.rule.seconds_between(seen, self.rule.stamp())
+        else:
             view = self.rule.door(door)
             # The state may be ahead of us (catch-up): only moments before the opening count.
             earlier = [
                 t for t in (view.last_grant_at, view.last_exit_request_at) if t and t <= opened
             ]
-            last = max(earlier) if earlier else None
-        if last is not None and 0 <= (opened - last).total_seconds() < self.shunt:
+            since = (opened - max(earlier)).total_seconds() if earlier else None
+        if since is not None and 0 <= since < self.shunt:
             return True
         unlocked = self.unlocked.get(door)
         return unlocked if unlocked is not None else self.rule.door(door).locked is False
@@ -90,9 +96,8 @@ class _ForcedOpen:
     def explainer(self, event: Event) -> None:
         """Remember a grant or exit request (replayed ones too: they are facts)."""
         if event.door is not None:
-            previous = self.explained_at.get(event.door)
-            if previous is None or previous < event.received_at:
-                self.explained_at[event.door] = event.received_at
+            # Handled in journal order, which is arrival order: the latest is the newest.
+            self.explained_at[event.door] = self.rule.stamp()
 
     def lock(self, event: Event) -> None:
         """Remember whether the door is locked."""
@@ -114,7 +119,7 @@ class _ForcedOpen:
             return
         if not self.access_controlled(event.door) or self.explained(event.door, event.received_at):
             return
-        self.forced_at[subject] = event.received_at
+        self.forced_at[subject] = self.rule.stamp()
         self.rule.raise_alert(
             event=event, momentary=True, details={"computed": True, "shunt_s": self.shunt}
         )
@@ -125,7 +130,8 @@ class _ForcedOpen:
         self.open_subjects.add(subject)
         details = {"native": True, "reason": event.reason}
         ours = self.forced_at.get(subject)
-        if ours is not None and 0 <= (event.received_at - ours).total_seconds() < self.shunt:
+        since = self.rule.seconds_between(ours, self.rule.stamp()) if ours is not None else None
+        if since is not None and 0 <= since < self.shunt:
             self.rule.update_alert(event=event, details=details)
             return
         self.rule.raise_alert(event=event, momentary=True, details=details)
