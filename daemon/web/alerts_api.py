@@ -208,22 +208,32 @@ def _csv_cell(value: Any) -> str:
 
 @requires(Role.SRO)
 async def export(request: web.Request) -> web.Response:
-    """``GET /api/v1/alerts/export?format=csv|json``: alerts with audit trails, for a report."""
+    """``GET /api/v1/alerts/export?format=csv|json[&alert=ID]``: alerts with audit trails.
+
+    For an SRO's report; ``alert`` exports one incident.
+    """
     fmt = request.query.get("format", "json")
     if fmt not in {"csv", "json"}:
         return _error(400, "format must be csv or json")
     store = request.app[ALERTS_KEY]
-    states = _STATES["all"] if "state" not in request.query else _states(request)
-    alerts = await store.query(
-        states=states,
-        limit=_MAX_EXPORT,
-        since=_time(request, "since"),
-        until=_time(request, "until"),
-    )
+    if "alert" in request.query:
+        one = await store.get(request.query["alert"])
+        if one is None:
+            return _error(404, "no such alert")
+        alerts = [one]
+    else:
+        states = _STATES["all"] if "state" not in request.query else _states(request)
+        alerts = await store.query(
+            states=states,
+            limit=_MAX_EXPORT,
+            since=_time(request, "since"),
+            until=_time(request, "until"),
+        )
     for alert in alerts:
         alert["audit"] = await store.audit(alert["id"])
     stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-    headers = {"Content-Disposition": f'attachment; filename="doorwatch-alerts-{stamp}.{fmt}"'}
+    name = f"doorwatch-alert-{alerts[0]['id']}" if "alert" in request.query else "doorwatch-alerts"
+    headers = {"Content-Disposition": f'attachment; filename="{name}-{stamp}.{fmt}"'}
     log.info(
         "alerts exported", user=current_session(request).user.name, count=len(alerts), format=fmt
     )

@@ -291,6 +291,7 @@ OPERATIONS: dict[tuple[str, str], JSON] = {
         "summary": "Alerts with their audit trails, as a CSV or JSON file for a report",
         "parameters": [
             _query("format", "csv or json (default)", {"enum": ["csv", "json"]}),
+            _query("alert", "one incident: only this alert id (other filters are ignored)"),
             _query("state", "as for the list; default all"),
             _SINCE,
             _UNTIL,

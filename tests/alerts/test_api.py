@@ -201,6 +201,22 @@ async def test_export_is_for_sros_and_defuses_formulas(site):
         assert all(a["audit"][0]["action"] == "raised" for a in body["alerts"])
 
 
+async def test_export_of_one_incident(site):
+    """``alert=ID`` exports that incident alone, with its audit trail; an unknown id is 404."""
+    _, base, held, _ = site
+    async with client() as http:
+        await login(http, base, "sam")
+        async with http.get(f"{base}/api/v1/alerts/export?format=json&alert={held}") as r:
+            assert r.status == 200
+            assert f"doorwatch-alert-{held}-" in r.headers["Content-Disposition"]
+            body = await r.json(content_type=None)
+        (only,) = body["alerts"]
+        assert only["id"] == held
+        assert [entry["action"] for entry in only["audit"]] == ["raised"]
+        async with http.get(f"{base}/api/v1/alerts/export?format=csv&alert=nope") as r:
+            assert r.status == 404
+
+
 async def test_users_endpoints_are_admin_only(site):
     """SROs cannot list or add users; admins can, and can disable but not themselves."""
     _, base, _, _ = site

@@ -7,6 +7,8 @@ as a controller would, so everything the browser shows went through the whole pi
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import itertools
 import json
 import textwrap
@@ -286,9 +288,15 @@ async def test_sro_force_acknowledges_an_uncleared_alert_only_with_a_note(site, 
     await expect(page.locator("#incident-facts")).to_contain_text("sam at")
     await expect(page.locator("#ack-button")).to_be_disabled()
     export = page.locator("#incident-export-csv")
-    assert (await export.get_attribute("href")).startswith(
-        "/api/v1/alerts/export?format=csv&since="
-    )
+    href = await export.get_attribute("href")
+    assert href.startswith("/api/v1/alerts/export?format=csv&alert=")
+    async with page.expect_download() as info:
+        await export.click()
+    report = Path(await (await info.value).path()).read_text()
+    rows = list(csv.DictReader(io.StringIO(report)))
+    assert len(rows) == 1
+    assert "Custodian propping it for a delivery." in rows[0]["notes"]
+    assert "acknowledged" in rows[0]["audit"]
     async with page.expect_download() as info:
         await page.click("#incident-download")
     download = await info.value

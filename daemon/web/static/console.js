@@ -489,14 +489,6 @@
     list.append(el("dt", null, term), el("dd", null, value));
   }
 
-  function dayRange(iso) {
-    const start = new Date(iso);
-    start.setHours(0, 0, 0, 0);
-    const end = new Date(start);
-    end.setDate(end.getDate() + 1);
-    return `since=${encodeURIComponent(start.toISOString())}&until=${encodeURIComponent(end.toISOString())}`;
-  }
-
   function renderIncident(detail) {
     const alert = detail.alert;
     const badge = $("incident-severity");
@@ -567,9 +559,9 @@
     download.dataset.url = url;
     download.href = url;
     download.download = `doorwatch-${alert.id}.json`;
-    const range = dayRange(alert.raised_at);
-    $("incident-export-csv").href = `/api/v1/alerts/export?format=csv&${range}`;
-    $("incident-export-json").href = `/api/v1/alerts/export?format=json&${range}`;
+    const one = `alert=${encodeURIComponent(alert.id)}`;
+    $("incident-export-csv").href = `/api/v1/alerts/export?format=csv&${one}`;
+    $("incident-export-json").href = `/api/v1/alerts/export?format=json&${one}`;
   }
 
   function isSro() {
