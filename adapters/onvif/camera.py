@@ -116,6 +116,19 @@ class Backoff:
         self.attempt = 0
 
 
+def site_events(events: Sequence[Event], config: CameraConfig, doors: DoorResolver) -> list[Event]:
+    """A camera's decoded events as the site sees them.
+
+    Mapped inputs become door contacts and DoorTokens become site doors; ``doorwatch decode
+    -c`` uses this too, so it shows what the daemon would journal.
+    """
+    inputs = {EventKind.INPUT_ACTIVE, EventKind.INPUT_INACTIVE}
+    return [
+        e if e.kind in inputs or e.door_ref is None else doors.resolve(e)
+        for e in map_inputs(events, config.inputs, config.door_open_when)
+    ]
+
+
 class Camera:
     """Keeps one camera subscribed and turns what it pulls into journaled events."""
 
@@ -310,17 +323,9 @@ class Camera:
                 trust_device_time=trusted,
                 receipt_salt=None if trusted else iso(received),
             )
-            events.extend(
-                self._resolve(map_inputs(decoded, self.config.inputs, self.config.door_open_when))
-            )
+            events.extend(site_events(decoded, self.config, self._doors))
         if events:
             await self._sink(events)
-
-    def _resolve(self, events: list[Event]) -> list[Event]:
-        inputs = {EventKind.INPUT_ACTIVE, EventKind.INPUT_INACTIVE}
-        return [
-            e if e.kind in inputs or e.door_ref is None else self._doors.resolve(e) for e in events
-        ]
 
     def _measure_skew(self, batch: NotificationBatch, received: datetime) -> None:
         skew: float | None

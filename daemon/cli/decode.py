@@ -77,8 +77,10 @@ def decode_payload(
             payload, source=camera.id if camera else "onvif", received_at=utcnow()
         )
         if camera is not None and config is not None:
+            from doorwatch.adapters.onvif.camera import site_events
+
             resolver = DoorResolver(camera.id, camera.inputs, [d.id for d in config.doors])
-            events = [resolver.resolve(e) for e in events]
+            events = site_events(events, camera, resolver)
         return events
     topic = topic or "decode"
     controller = _controller(fmt, topic, config)

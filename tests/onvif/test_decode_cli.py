@@ -94,6 +94,29 @@ def test_config_maps_the_door_token_and_names_the_camera(tmp_path):
     assert event["source"] == event["camera"] == "cam-east"
 
 
+def test_config_turns_a_mapped_input_into_a_door_contact_as_the_daemon_does(tmp_path):
+    """A camera input wired to a door contact decodes to door.opened at that door, exactly
+    what the daemon journals (not a bare input.active)."""
+    config = tmp_path / "doorwatch.yaml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            site: {name: Test High, timezone: America/Chicago}
+            doors: [{id: gym-east, name: Gym east}]
+            cameras:
+              - {id: cam-gym, host: 192.0.2.11, inputs: {AlarmIn_1: gym-east}}
+            """
+        )
+    )
+    payload = message(
+        "tns1:Device/Trigger/DigitalInput", {"InputToken": "AlarmIn_1"}, {"LogicalState": "1"}
+    ).encode()
+    result = decode(payload, "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    (event,) = lines(result)
+    assert (event["kind"], event["door"]) == ("door.opened", "gym-east")
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
