@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 @dataclass
@@ -122,3 +124,42 @@ class FaultyReceiver:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+
+def forced_door_site(
+    tmp_path: Path,
+    *,
+    broker_url: str,
+    hook_port: int,
+    console_port: int,
+    secret: bytes,
+    doors: int,
+    name: str,
+    client_id: str,
+    timeout: str,
+) -> Path:
+    """A daemon config: ``doors`` doors d0.. on a generic controller, the forced-door rule, and
+    a signed webhook to ``hook_port``; no reminders, so every request is a transition."""
+    (tmp_path / "hook.key").write_bytes(secret)
+    mapping = ", ".join(f'"d{i}": d{i}' for i in range(doors))
+    door_lines = "".join(f"\n  - {{id: d{i}, name: Door {i}}}" for i in range(doors))
+    path = tmp_path / "dw.yaml"
+    path.write_text(
+        textwrap.dedent(f"""
+        site: {{name: {name}}}
+        mqtt: {{url: "{broker_url}", client_id: {client_id}, keepalive: 5}}
+        storage: {{path: {tmp_path / "dw.db"}}}
+        console: {{listen: "127.0.0.1:{console_port}"}}
+        controllers:
+          - {{id: gen, codec: generic, topics: ["site/#"], doors: {{{mapping}}}}}
+        rules: [{{type: door_forced_open}}]
+        notify:
+          webhooks: [{{url: "http://127.0.0.1:{hook_port}/hook", name: soc, timeout: {timeout},
+                       secret_file: {tmp_path / "hook.key"}}}]
+          remind_critical_every: null
+        """).lstrip()
+        + "doors:"
+        + door_lines
+        + "\n"
+    )
+    return path

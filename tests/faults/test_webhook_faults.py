@@ -13,13 +13,12 @@ Figures go to test-artifacts/reliability-webhook-faults.json.
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from conftest import REPO, Publisher, free_port, journal_rows, wait_healthy, wait_until
-from hooks import FaultyReceiver
+from hooks import FaultyReceiver, forced_door_site
 
 pytestmark = [pytest.mark.broker, pytest.mark.faults, pytest.mark.slow]
 
@@ -30,29 +29,17 @@ ARTIFACT = REPO / "test-artifacts" / "reliability-webhook-faults.json"
 
 
 def site(tmp_path: Path, broker_url: str, hook_port: int) -> Path:
-    (tmp_path / "hook.key").write_bytes(SECRET)
-    doors = "\n".join(f"  - {{id: d{i}, name: Door {i}}}" for i in range(DOORS))
-    mapping = ", ".join(f'"d{i}": d{i}' for i in range(DOORS))
-    path = tmp_path / "dw.yaml"
-    path.write_text(
-        textwrap.dedent(f"""
-        site: {{name: Hook High}}
-        mqtt: {{url: "{broker_url}", client_id: dw-hooks, keepalive: 5}}
-        storage: {{path: {tmp_path / "dw.db"}}}
-        console: {{listen: "127.0.0.1:{free_port()}"}}
-        controllers:
-          - {{id: gen, codec: generic, topics: ["site/#"], doors: {{{mapping}}}}}
-        rules: [{{type: door_forced_open}}]
-        notify:
-          webhooks: [{{url: "http://127.0.0.1:{hook_port}/hook", name: soc, timeout: 2s,
-                       secret_file: {tmp_path / "hook.key"}}}]
-          remind_critical_every: null
-        """).lstrip()
-        + "doors:\n"
-        + doors
-        + "\n"
+    return forced_door_site(
+        tmp_path,
+        broker_url=broker_url,
+        hook_port=hook_port,
+        console_port=free_port(),
+        secret=SECRET,
+        doors=DOORS,
+        name="Hook High",
+        client_id="dw-hooks",
+        timeout="2s",
     )
-    return path
 
 
 def event(i: int) -> str:
