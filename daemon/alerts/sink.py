@@ -11,6 +11,7 @@ until a person has seen it; an acknowledged one resolves.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
@@ -24,7 +25,7 @@ from doorwatch.alerts.model import (
     TransitionAction,
     UpdateAlert,
 )
-from doorwatch.alerts.store import AlertChange, AlertRequest, AlertStore, AlertUpdate
+from doorwatch.alerts.store import AlertChange, AlertStore
 from doorwatch.rules.config import Severity
 
 # Chooses the audiences of an alert whose rule named none: (rule, rule_type, zone, severity).
@@ -60,17 +61,9 @@ class StoreSink:
         if isinstance(command, RaiseAlert):
             return store.raise_in(conn, self._request(command))
         if isinstance(command, UpdateAlert):
-            update = AlertUpdate(
-                rule=command.rule,
-                subject=command.subject,
-                at=command.at,
-                trigger=command.trigger,
-                severity=command.severity,
-                title=command.title,
-                details=dict(command.details),
-                fallback=self._request(command.fallback) if command.fallback else None,
-            )
-            return store.update_in(conn, update)
+            if command.fallback is not None:
+                command = dataclasses.replace(command, fallback=self._request(command.fallback))
+            return store.update_in(conn, command)
         return store.clear_in(
             conn,
             command.rule,
@@ -91,26 +84,12 @@ class StoreSink:
         change = await self.store.db.transaction(lambda conn: self.apply_in(conn, command))
         return self.committed(command, change)
 
-    def _request(self, command: RaiseAlert) -> AlertRequest:
-        audiences = command.audiences or self.route(
-            command.rule, command.rule_type, command.zone, command.severity
-        )
-        return AlertRequest(
-            rule=command.rule,
-            rule_type=command.rule_type,
-            subject=command.subject,
-            severity=command.severity,
-            title=command.title,
-            at=command.at,
-            trigger=command.trigger,
-            door=command.door,
-            door_name=command.door_name,
-            camera=command.camera,
-            zone=command.zone,
-            audiences=tuple(audiences),
-            details=dict(command.details),
-            momentary=command.momentary,
-        )
+    def _request(self, command: RaiseAlert) -> RaiseAlert:
+        """The command with its audiences: the rule's own, else the routing table's."""
+        if command.audiences:
+            return command
+        audiences = self.route(command.rule, command.rule_type, command.zone, command.severity)
+        return dataclasses.replace(command, audiences=tuple(audiences))
 
 
 def _transitions(at: datetime, change: AlertChange | None) -> list[AlertTransition]:

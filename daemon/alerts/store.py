@@ -12,13 +12,14 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import structlog
 
+from doorwatch.alerts.model import RaiseAlert, UpdateAlert
 from doorwatch.events import iso
 from doorwatch.notify.outbox import enqueue
 from doorwatch.rules.config import Severity
@@ -90,42 +91,9 @@ MIGRATIONS = [
 SNAPSHOT_MAX_BYTES = 512 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class AlertRequest:
-    """What a rule asks for: raise (or repeat) the alert of ``rule`` about ``subject``."""
-
-    rule: str
-    rule_type: str
-    subject: str
-    severity: Severity
-    title: str
-    at: datetime
-    # Identifies what caused this request (event dedupe key, timer id); a repeat is ignored.
-    trigger: str
-    door: str | None = None
-    door_name: str | None = None
-    camera: str | None = None
-    zone: str | None = None
-    audiences: tuple[str, ...] = ()
-    details: dict[str, Any] = field(default_factory=dict)
-    # A moment (a forced opening, a duress code) rather than a lasting condition: there is
-    # nothing to wait for, so acknowledging it closes it.
-    momentary: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class AlertUpdate:
-    """What a rule asks for: change the open alert of ``rule`` about ``subject`` in place."""
-
-    rule: str
-    subject: str
-    at: datetime
-    trigger: str
-    severity: Severity | None = None
-    title: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    # Raised instead when no alert is open (someone closed the warning before the alarm).
-    fallback: AlertRequest | None = None
+# The store takes the rules engine's own commands: raise (or repeat) an alert, or change the
+# open one in place. Callers outside the engine (tests, tools) build them the same way.
+AlertRequest = RaiseAlert
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +280,7 @@ class AlertStore:
         """:meth:`raise_alert` inside the caller's transaction (call :meth:`announce` after)."""
         return self._raise(conn, request)
 
-    async def update_alert(self, request: AlertUpdate) -> AlertChange | None:
+    async def update_alert(self, request: UpdateAlert) -> AlertChange | None:
         """Change the open alert without counting an occurrence (a warning becoming an alarm).
 
         The severity only goes up. With no open alert, ``request.fallback`` is raised instead,
@@ -321,7 +289,7 @@ class AlertStore:
         """
         return await self._commit(lambda conn: self.update_in(conn, request))
 
-    def update_in(self, conn: sqlite3.Connection, request: AlertUpdate) -> AlertChange | None:
+    def update_in(self, conn: sqlite3.Connection, request: UpdateAlert) -> AlertChange | None:
         """:meth:`update_alert` inside the caller's transaction (call :meth:`announce` after)."""
         if self._seen(conn, request.trigger):
             return None
@@ -579,7 +547,7 @@ class AlertStore:
                     at,
                     at,
                     orjson.dumps(list(request.audiences)).decode(),
-                    orjson.dumps(request.details).decode(),
+                    orjson.dumps(dict(request.details)).decode(),
                     int(request.momentary),
                     at if request.momentary else None,
                 ),
