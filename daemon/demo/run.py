@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import secrets
 import signal
-import socket
 import sys
 import tempfile
 import uuid
@@ -24,7 +23,7 @@ from doorwatch.accounts import Role
 from doorwatch.adapters.mqtt.simulator import FORMATS, Scenario, schedule
 from doorwatch.adapters.onvif.fake import FakeCamera, FakeCameraServer, FakeEvent
 from doorwatch.config.loader import load_config
-from doorwatch.demo.broker import EmbeddedBroker
+from doorwatch.demo.broker import EmbeddedBroker, free_port
 from doorwatch.demo.site import (
     DAY_SECONDS,
     DEMO_CAMERAS,
@@ -82,7 +81,7 @@ class DemoCameras:
         self.password_file.chmod(0o600)
         self.cameras = {
             camera_id: FakeCamera(
-                port=_free_port(), username="demo", password=password, name=f"demo-{camera_id}"
+                port=free_port(), username="demo", password=password, name=f"demo-{camera_id}"
             )
             for camera_id in DEMO_CAMERAS
         }
@@ -109,13 +108,6 @@ class DemoCameras:
                     )
                 )
             start += DAY_SECONDS
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def run_demo(*, port: int, data: Path | None, out: TextIO = sys.stdout) -> int:
