@@ -135,6 +135,9 @@ def test_daemon_process_keeps_the_password_out_of_logs_and_unsubscribes(tmp_path
         status, payload = http_get(base + "/healthz")
         assert json.loads(payload)["checks"]["camera:cam-east"]["ok"] is True
         wait_until(lambda: json.loads(http_get(stats)[1])["subscriptions"] == 1, what="subscribed")
+        # The camera counts the subscription when it answers Create; the daemon logs it once
+        # its own subscribe step has returned, a moment later.
+        wait_until(lambda: "camera subscribed" in log_path.read_text(), what="subscribed logged")
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(15) == 0
         requests = json.loads(http_get(stats)[1])["requests"]
