@@ -63,8 +63,7 @@ class Pipeline:
             if after_commit is not None:
                 after_commit()
             self._count(events, new)
-            for item in new:
-                self.state.apply(item.event)
+            self.state.apply_batch(item.event for item in new)
             for consumer in self.consumers:
                 await consumer(new)
             return new

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import date, time
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -381,6 +382,11 @@ class Config(Model):
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
+    @cached_property
+    def doors_by_id(self) -> dict[str, DoorConfig]:
+        """The configured doors by id (the console looks doors up on every door change)."""
+        return {door.id: door for door in self.doors}
+
     def door(self, door_id: str) -> DoorConfig | None:
         """Return the door with this id, if configured."""
-        return next((d for d in self.doors if d.id == door_id), None)
+        return self.doors_by_id.get(door_id)

@@ -160,6 +160,34 @@ def test_state_ignores_late_events_for_position_and_tells_listeners():
     assert changes == ["open", "closed"]
 
 
+def test_state_batch_tells_listeners_once_per_changed_door_with_its_final_state():
+    """A batch of many events for a door is one notification, carrying the state after it."""
+    store = StateStore(["gym", "office"])
+    changes: list[tuple[str, str, str | None]] = []
+    store.subscribe(
+        lambda door: changes.append(
+            (door.door, door.position.value, door.last_access.holder if door.last_access else None)
+        )
+    )
+    batch = [
+        ev(EventKind.ACCESS_GRANTED, "1", at=timedelta(seconds=1), holder="A"),
+        ev(EventKind.DOOR_OPENED, "2", at=timedelta(seconds=2)),
+        ev(EventKind.ACCESS_GRANTED, "3", at=timedelta(seconds=3), holder="B"),
+        ev(EventKind.DOOR_CLOSED, "4", at=timedelta(seconds=4)),
+        ev(EventKind.DOOR_OPENED, "5", at=timedelta(seconds=5), door="office"),
+        ev(EventKind.DEVICE_ONLINE, "6", at=timedelta(seconds=6), door=None),
+    ]
+    store.apply_batch(batch)
+    assert changes == [("gym", "closed", "B"), ("office", "open", None)]
+    # Nothing that changes no door: no notification.
+    changes.clear()
+    store.apply_batch([ev(EventKind.DEVICE_ONLINE, "7", at=timedelta(seconds=7), door=None)])
+    assert changes == []
+    # One event at a time still notifies at once.
+    store.apply(ev(EventKind.DOOR_OPENED, "8", at=timedelta(seconds=8)))
+    assert changes == [("gym", "open", "B")]
+
+
 def test_logs_redact_secrets_and_mask_cards(capsys):
     """Secret-looking keys are redacted and card numbers masked in every log line."""
     logs.configure("info", "json")
