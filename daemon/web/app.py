@@ -45,7 +45,7 @@ def build_web_app(
     users_api.add_routes(app)
     app.router.add_get("/api/v1/stream", stream.stream)
     openapi.add_routes(app)
-    console.add_routes(app, config.site.name)
+    console.add_routes(app, config.site.name, config.site.timezone)
     app[stream.STREAM_FILTER_KEY] = alerts_api.stream_filter
     return app
 

@@ -27,9 +27,11 @@ _TYPES = {
     ".svg": "image/svg+xml",
 }
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-# The page itself is a shell with a placeholder for the site name; it is served at ``/`` only.
+# The page itself is a shell with placeholders for the site's name and IANA time zone (the
+# console shows every time in the site's zone, wherever the browser is); served at ``/`` only.
 _PAGE = "index.html"
 _SITE_PLACEHOLDER = "{{site}}"
+_TIMEZONE_PLACEHOLDER = "{{timezone}}"
 # Browsers revalidate every time (cheap with an ETag), so an upgraded daemon's assets are
 # picked up at the next reload rather than after some cache lifetime.
 _CACHE = "no-cache"
@@ -46,6 +48,7 @@ class Asset:
 
 ASSETS_KEY: web.AppKey[Mapping[str, Asset]] = web.AppKey("console_assets")
 SITE_NAME_KEY = web.AppKey("console_site_name", str)
+SITE_TIMEZONE_KEY = web.AppKey("console_site_timezone", str)
 
 
 def load_assets(directory: Path = STATIC_DIR) -> dict[str, Asset]:
@@ -86,7 +89,13 @@ async def page(request: web.Request) -> web.Response:
     """
     asset = request.app[ASSETS_KEY][_PAGE]
     site = html.escape(request.app[SITE_NAME_KEY])
-    body = asset.body.decode().replace(_SITE_PLACEHOLDER, site).encode()
+    zone = html.escape(request.app[SITE_TIMEZONE_KEY])
+    body = (
+        asset.body.decode()
+        .replace(_SITE_PLACEHOLDER, site)
+        .replace(_TIMEZONE_PLACEHOLDER, zone)
+        .encode()
+    )
     return _send(request, asset, body)
 
 
@@ -100,9 +109,10 @@ async def static(request: web.Request) -> web.Response:
     return _send(request, asset)
 
 
-def add_routes(app: web.Application, site_name: str) -> None:
-    """Mount the console page and its assets."""
+def add_routes(app: web.Application, site_name: str, site_timezone: str) -> None:
+    """Mount the console page and its assets; the page shows times in ``site_timezone``."""
     app[ASSETS_KEY] = load_assets()
     app[SITE_NAME_KEY] = site_name
+    app[SITE_TIMEZONE_KEY] = site_timezone
     app.router.add_get("/", page)
     app.router.add_get("/static/{name}", static)

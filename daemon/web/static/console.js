@@ -67,16 +67,65 @@
   }
 
   // ---- time ------------------------------------------------------------------------------
+  //
+  // Every time is shown in the site's zone, which the daemon writes into the page, never in
+  // the browser's: a district office or a phone set to another zone must read the school's
+  // clock. When the two zones differ, times carry the zone's abbreviation ("2:05:09 PM CST").
+  // The filter inputs are read as the site's wall time too.
+
+  const DAY_MS = 86400000;
+  const BROWSER_ZONE = new Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const ZONE_WANTED = (document.querySelector('meta[name="doorwatch-timezone"]') || {}).content || "";
+  const SITE_ZONE = knownZone(ZONE_WANTED) || BROWSER_ZONE;
+  const SHOW_ZONE = SITE_ZONE !== BROWSER_ZONE;
+  const TIME_FORMAT = new Intl.DateTimeFormat(undefined, {
+    timeZone: SITE_ZONE, hour: "2-digit", minute: "2-digit", second: "2-digit",
+    ...(SHOW_ZONE ? { timeZoneName: "short" } : {}),
+  });
+  // dateStyle cannot be combined with timeZoneName; the "long" time style carries the short name.
+  const DATE_TIME_FORMAT = new Intl.DateTimeFormat(undefined, {
+    timeZone: SITE_ZONE, dateStyle: "short", timeStyle: SHOW_ZONE ? "long" : "medium",
+  });
+  // Numeric wall-clock fields in the site's zone, for arithmetic (never shown).
+  const WALL_FORMAT = new Intl.DateTimeFormat("en-US", {
+    timeZone: SITE_ZONE, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric",
+    hour: "numeric", minute: "numeric", second: "numeric",
+  });
+
+  function knownZone(name) {
+    if (!name) return "";
+    try {
+      // Also canonicalises aliases ("US/Central" is "America/Chicago"), as the browser's is.
+      return new Intl.DateTimeFormat("en-US", { timeZone: name }).resolvedOptions().timeZone;
+    } catch (error) {
+      return "";  // A zone this browser does not know: fall back to its own, and say so.
+    }
+  }
+
+  function wallFields(ms) {
+    const fields = {};
+    for (const part of WALL_FORMAT.formatToParts(new Date(ms))) fields[part.type] = Number(part.value);
+    return fields;
+  }
+
+  // The site zone's offset from UTC at an instant, in ms (wall clock minus UTC).
+  function offsetAt(ms) {
+    const w = wallFields(ms);
+    const wall = Date.UTC(w.year, w.month - 1, w.day, w.hour % 24, w.minute, w.second);
+    return wall - Math.floor(ms / 1000) * 1000;
+  }
+
+  function dayKey(ms) {
+    const w = wallFields(ms);
+    return `${w.year}-${w.month}-${w.day}`;
+  }
 
   function when(iso) {
     if (!iso) return "";
     const date = new Date(iso);
     if (Number.isNaN(date.getTime())) return String(iso);
-    const today = new Date();
-    const sameDay = date.toDateString() === today.toDateString();
-    return sameDay
-      ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })
-      : date.toLocaleString([], { dateStyle: "short", timeStyle: "medium" });
+    const sameDay = dayKey(date.getTime()) === dayKey(Date.now());  // the site's day
+    return (sameDay ? TIME_FORMAT : DATE_TIME_FORMAT).format(date);
   }
 
   function ago(iso) {
@@ -88,11 +137,38 @@
     return `${Math.floor(seconds / 86400)} d ago`;
   }
 
-  function localInputToIso(value) {
-    if (!value) return "";
-    const date = new Date(value);  // datetime-local values are read as local time
-    return Number.isNaN(date.getTime()) ? "" : date.toISOString();
+  // A datetime-local value ("2026-03-08T02:30") read as the site's wall time, as a UTC ISO
+  // string. A wall time the clocks skipped (spring forward) is moved on by the gap, as a
+  // clock would (02:30 becomes 03:30 daylight time); one they showed twice (fall back) is the
+  // first. ``note`` says which happened, for the user.
+  function siteWallToUtc(value) {
+    const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?$/.exec(value || "");
+    if (!match) return null;
+    const [year, month, day, hour, minute, second, fraction] = match.slice(1).map((p) => Number(p || 0));
+    const millis = match[7] ? Math.round(fraction * 10 ** (3 - match[7].length)) : 0;
+    const wall = Date.UTC(year, month - 1, day, hour, minute, second, millis);
+    if (Number.isNaN(wall)) return null;
+    // A zone changes its offset at most once within a day either side of a wall time, so
+    // the offsets in force then are the only candidates: keep those that give this wall time.
+    const before = offsetAt(wall - DAY_MS);
+    const after = offsetAt(wall + DAY_MS);
+    const fits = [...new Set([before, after])]
+      .map((offset) => wall - offset)
+      .filter((instant) => offsetAt(instant) === wall - instant)
+      .sort((a, b) => a - b);
+    let instant = fits[0];
+    let note = "";
+    if (fits.length === 0) {
+      instant = wall - before;
+      note = `${value.replace("T", " ")} did not happen in ${SITE_ZONE} (the clocks went forward); read as ${DATE_TIME_FORMAT.format(new Date(instant))}.`;
+    } else if (fits.length > 1) {
+      note = `${value.replace("T", " ")} happened twice in ${SITE_ZONE} (the clocks went back); the first, ${DATE_TIME_FORMAT.format(new Date(instant))}, is used.`;
+    }
+    return { iso: new Date(instant).toISOString(), note };
   }
+
+  // For the browser tests: the conversions the console uses, in the zone it uses.
+  window.doorwatchTime = Object.freeze({ zone: SITE_ZONE, when, siteWallToUtc });
 
   // ---- API -------------------------------------------------------------------------------
 
@@ -687,12 +763,15 @@
     const params = new URLSearchParams({ limit: String(EVENT_PAGE) });
     const door = $("filter-door").value;
     const kind = $("filter-kind").value;
-    const since = localInputToIso($("filter-since").value);
-    const until = localInputToIso($("filter-until").value);
+    const since = siteWallToUtc($("filter-since").value);
+    const until = siteWallToUtc($("filter-until").value);
+    const notes = [since, until].filter((t) => t && t.note).map((t) => t.note);
+    text($("filter-note"), notes.join(" "));
+    show($("filter-note"), notes.length > 0);
     if (door) params.set("door", door);
     if (kind) params.set("kind", kind);
-    if (since) params.set("since", since);
-    if (until) params.set("until", until);
+    if (since) params.set("since", since.iso);
+    if (until) params.set("until", until.iso);
     if (before !== null && before !== undefined) params.set("before", String(before));
     return params.toString();
   }
@@ -773,6 +852,9 @@
       loadEvents(false);
     });
     $("events-more").addEventListener("click", () => loadEvents(true));
+    text($("filter-tz"), SITE_ZONE === knownZone(ZONE_WANTED)
+      ? `Times in ${SITE_ZONE}`
+      : `Times in ${SITE_ZONE} (this browser does not know the site's zone ${ZONE_WANTED || "?"})`);
     const kinds = $("filter-kind");
     for (const kind of EVENT_KINDS) {
       const option = el("option", null, kind);
