@@ -38,7 +38,7 @@ from doorwatch.storage import Database
 from doorwatch.web.api import door_json
 from doorwatch.web.app import attach_alerts, build_web_app
 from doorwatch.web.server import serve
-from doorwatch.web.stream import Hub
+from doorwatch.web.stream import EventFeed, Hub
 
 if TYPE_CHECKING:
     from doorwatch.adapters.onvif.manager import CameraManager
@@ -229,6 +229,7 @@ async def build(config: Config) -> Daemon:
         await accounts.setup()
         hub = Hub()
         state.subscribe(lambda door: hub.publish("door", door_json(config, state, door.door)))
+        pipeline.add_consumer(EventFeed(hub))
         web_app = build_web_app(
             config=config,
             health=health,

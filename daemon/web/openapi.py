@@ -212,6 +212,22 @@ SCHEMAS: dict[str, JSON] = {
         },
         ["seq", "kind", "source", "received_at"],
     ),
+    "NewEvents": _obj(
+        {
+            "events": {
+                "type": "array",
+                "items": _ref("Event"),
+                "description": "The newest events journaled since the last message, oldest first.",
+            },
+            "omitted": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Older events of the same interval left out (a burst); when "
+                "above 0, reload the newest page of /api/v1/events.",
+            },
+        },
+        ["events", "omitted"],
+    ),
 }
 
 
@@ -365,16 +381,22 @@ OPERATIONS: dict[tuple[str, str], JSON] = {
         "responses": {"200": _json_body(_list("events", "Event")), "400": _error("Bad query")},
     },
     ("GET", "/api/v1/stream"): {
-        "summary": "Live alerts and door changes as Server-Sent Events",
-        "description": "`event: alert` carries an AlertChange, `event: door` a Door. Every "
-        "message has an `id:`. Guards receive only the alerts of their audiences.",
+        "summary": "Live alerts, door changes and new events as Server-Sent Events",
+        "description": "`event: alert` carries an AlertChange, `event: door` a Door, `event: "
+        "events` the NewEvents of the last quarter second. Every message has an `id:`. Guards "
+        "receive only the alerts of their audiences; events go to every role, as the event "
+        "log does.",
         "responses": {
             "200": {
                 "description": "text/event-stream",
                 "content": {
                     "text/event-stream": {
                         "schema": {"type": "string"},
-                        "x-events": {"alert": _ref("AlertChange"), "door": _ref("Door")},
+                        "x-events": {
+                            "alert": _ref("AlertChange"),
+                            "door": _ref("Door"),
+                            "events": _ref("NewEvents"),
+                        },
                     }
                 },
             }

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,8 @@ import orjson
 from aiohttp import web
 
 from doorwatch.accounts import Role, Session
+from doorwatch.journal import JournaledEvent
+from doorwatch.web.api import event_json
 from doorwatch.web.security import ACCOUNTS_KEY, cookie_name, current_session, requires
 
 # A console that cannot keep up with this many queued updates is disconnected; its browser
@@ -20,6 +23,13 @@ from doorwatch.web.security import ACCOUNTS_KEY, cookie_name, current_session, r
 _CLIENT_QUEUE = 500
 # Comments keep idle connections open through proxies and let us notice dead clients.
 _KEEPALIVE = 15.0
+# Journaled events are gathered for this long and sent as one ``events`` message: at thousands
+# of events a second a console then receives four messages a second, far inside its queue,
+# and a quarter of a second is still live to a guard watching the log.
+_EVENTS_INTERVAL = 0.25
+# The newest this many events of an interval are sent; the console shows its newest page of
+# 100 rows, so when more arrived than this it reloads that page instead (``omitted`` says so).
+_EVENTS_PER_MESSAGE = 50
 
 Message = tuple[int, str, dict[str, Any]]
 # Decides per message whether a user may see it (alerts are filtered by audience).
@@ -33,7 +43,7 @@ class _Client:
 
 
 class Hub:
-    """Fans out messages (``door``, ``alert``, ``event``) to every connected console."""
+    """Fans out messages (``door``, ``alert``, ``events``) to every connected console."""
 
     def __init__(self) -> None:
         self._clients: set[_Client] = set()
@@ -65,6 +75,61 @@ class Hub:
         self._clients.discard(client)
 
 
+class EventFeed:
+    """Publishes journaled events to consoles as ``events`` messages, coalesced over time.
+
+    A pipeline consumer: called once per committed batch, it keeps only the newest events of
+    the interval (each rendered once, by :func:`event_json`, so card numbers stay masked) and
+    counts the rest. Every console role may read the event log, so the stream sends the
+    messages to every console, unfiltered, as ``GET /api/v1/events`` answers every role.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        interval: float = _EVENTS_INTERVAL,
+        per_message: int = _EVENTS_PER_MESSAGE,
+    ) -> None:
+        if per_message < 1:
+            raise ValueError("per_message must be at least 1")
+        self._hub = hub
+        self._interval = interval
+        self._room = per_message
+        self._pending: deque[dict[str, Any]] = deque(maxlen=per_message)
+        self._omitted = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def __call__(self, batch: Sequence[JournaledEvent]) -> None:
+        """Take a committed batch (the pipeline's consumer signature)."""
+        self.add(batch)
+
+    def add(self, batch: Sequence[JournaledEvent]) -> None:
+        """Queue a batch's events for the next message; renders at most one message's worth."""
+        if not batch or not self._hub.clients:
+            return
+        room = self._room
+        newest = batch[-room:]
+        # Older events pushed out of the bounded deque, or never rendered, are counted.
+        self._omitted += len(batch) - len(newest)
+        self._omitted += max(0, len(self._pending) + len(newest) - room)
+        self._pending.extend(event_json(item) for item in newest)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._interval, self.flush)
+
+    def flush(self) -> None:
+        """Publish what is queued as one message, oldest first."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        message = {"events": list(self._pending), "omitted": self._omitted}
+        self._pending.clear()
+        self._omitted = 0
+        self._hub.publish("events", message)
+
+
 HUB_KEY = web.AppKey("hub", Hub)
 STREAM_FILTER_KEY: web.AppKey[StreamFilter] = web.AppKey("stream_filter")
 
@@ -85,7 +150,7 @@ async def _next(client: _Client) -> Message | None:
 
 @requires(Role.GUARD)
 async def stream(request: web.Request) -> web.StreamResponse:
-    """``GET /api/v1/stream``: Server-Sent Events of alerts and door changes."""
+    """``GET /api/v1/stream``: Server-Sent Events of alerts, door changes and new events."""
     hub = request.app[HUB_KEY]
     session = current_session(request)
     visible = request.app.get(STREAM_FILTER_KEY)

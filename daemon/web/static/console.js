@@ -21,6 +21,8 @@
     all: ["active", "acknowledged", "resolved"],
   };
   const EVENT_PAGE = 100;
+  // The live event log keeps at most this many rows; older ones stay one click away.
+  const EVENT_ROWS_MAX = 500;
 
   const state = {
     user: null,
@@ -35,6 +37,11 @@
     incident: null,          // the alert id shown in the incident view
     incidentDetail: null,
     oldestEventSeq: null,
+    newestEventSeq: 0,       // the newest event the log has considered (shown or filtered out)
+    eventFilter: {},         // the filters of the rows shown: door, kind, since/until (ms)
+    eventsLoad: 0,           // counts loads of the newest page; an older load's answer is dropped
+    eventsLoading: false,
+    eventsBuffered: [],      // live "events" messages that arrived while the newest page loaded
     eventsTimer: null,
     reconnectTimer: null,
     beeps: 0,
@@ -253,8 +260,7 @@
     state.loadedOnce = false;
     renderAlerts();
     renderDoors();
-    connectStream();  // its "open" handler loads the current picture
-    loadEvents(false);
+    connectStream();  // its "open" handler loads the current picture and the event log
   }
 
   async function onLogin(event) {
@@ -304,11 +310,14 @@
       if (state.stream !== source) return;
       setConnection("live");
       // First connection or a reconnection: load the current picture, so nothing that
-      // happened while we were away is missed.
+      // happened while we were away is missed. The stream is subscribed by now, so events
+      // journaled after these loads arrive on it.
       refreshAll();
+      loadEvents(false);
     });
     source.addEventListener("alert", (message) => onStreamMessage("alert", message.data));
     source.addEventListener("door", (message) => onStreamMessage("door", message.data));
+    source.addEventListener("events", (message) => onEventsMessage(message.data));
     source.addEventListener("error", () => {
       if (state.stream !== source) return;
       if (source.readyState === EventSource.CLOSED) {
@@ -709,7 +718,6 @@
     state.doors.set(door.door, door);
     if (!previous) fillDoorFilter();
     renderDoors();
-    scheduleEventsRefresh();
   }
 
   function accessLine(access) {
@@ -773,12 +781,16 @@
     if (since) params.set("since", since.iso);
     if (until) params.set("until", until.iso);
     if (before !== null && before !== undefined) params.set("before", String(before));
-    return params.toString();
+    const filter = {
+      door, kind, since: since ? Date.parse(since.iso) : null, until: until ? Date.parse(until.iso) : null,
+    };
+    return [params.toString(), filter];
   }
 
-  function eventRow(event) {
+  function eventRow(event, fresh) {
     const door = event.door ? state.doors.get(event.door) : null;
-    const row = el("tr", `kind-${String(event.kind).replace(/[^a-z_]/g, "-")}`,
+    const kind = `kind-${String(event.kind).replace(/[^a-z_]/g, "-")}`;
+    const row = el("tr", fresh ? `${kind} fresh` : kind,
       el("td", null, when(event.received_at)),
       el("td", null, event.kind),
       el("td", "wrap", door ? door.name : event.door || event.door_ref || ""),
@@ -795,26 +807,97 @@
     if (!state.user) return;
     const error = $("events-error");
     text(error, "");
+    const [query, filter] = eventQuery(more ? state.oldestEventSeq : null);
+    if (!more) {
+      state.eventsLoad += 1;
+      state.eventsLoading = true;
+      state.eventsBuffered = [];
+    }
+    const load = state.eventsLoad;
     try {
-      const data = await api(`/api/v1/events?${eventQuery(more ? state.oldestEventSeq : null)}`);
+      const data = await api(`/api/v1/events?${query}`);
+      if (load !== state.eventsLoad) return;  // a newer load of the newest page replaced this
       const rows = $("event-rows");
-      if (!more) clear(rows);
-      for (const event of data.events) rows.append(eventRow(event));
+      if (!more) {
+        clear(rows);
+        state.eventFilter = filter;
+        state.newestEventSeq = data.events.length ? data.events[0].seq : 0;
+      }
+      for (const event of data.events) rows.append(eventRow(event, false));
       if (data.events.length) state.oldestEventSeq = data.events[data.events.length - 1].seq;
       show($("events-more"), data.events.length === EVENT_PAGE);
       show($("events-empty"), rows.childElementCount === 0);
     } catch (failure) {
       if (failure.status !== 401) text(error, failure.message);
+    } finally {
+      if (!more && load === state.eventsLoad) {
+        state.eventsLoading = false;
+        const buffered = state.eventsBuffered;
+        state.eventsBuffered = [];
+        for (const message of buffered) addLiveEvents(message);
+      }
     }
   }
 
+  function eventMatches(event) {
+    const filter = state.eventFilter;
+    if (filter.door && event.door !== filter.door) return false;
+    if (filter.kind && event.kind !== filter.kind) return false;
+    const at = Date.parse(event.received_at);
+    if (filter.since !== null && filter.since !== undefined && !(at >= filter.since)) return false;
+    if (filter.until !== null && filter.until !== undefined && !(at < filter.until)) return false;
+    return true;
+  }
+
+  function onEventsMessage(raw) {
+    let message;
+    try {
+      message = JSON.parse(raw);
+    } catch (error) {
+      return;
+    }
+    if (!message || !Array.isArray(message.events)) return;
+    if (state.eventsLoading) state.eventsBuffered.push(message);
+    else addLiveEvents(message);
+  }
+
+  // New journal events, oldest first, arrive a few times a second: those matching the filters
+  // go on top of the log. When the daemon left some out (a burst), the newest page is reloaded.
+  function addLiveEvents(message) {
+    if (message.omitted > 0) {
+      scheduleEventsRefresh();
+      return;
+    }
+    const rows = $("event-rows");
+    let added = 0;
+    for (const event of message.events) {
+      if (!event || !(event.seq > state.newestEventSeq)) continue;  // already in the page
+      state.newestEventSeq = event.seq;
+      if (!eventMatches(event)) continue;
+      rows.prepend(eventRow(event, true));
+      added += 1;
+    }
+    if (!added) return;
+    let trimmed = false;
+    while (rows.childElementCount > EVENT_ROWS_MAX) {
+      rows.lastElementChild.remove();
+      trimmed = true;
+    }
+    if (trimmed) {
+      state.oldestEventSeq = Number(rows.lastElementChild.dataset.seq);
+      show($("events-more"), true);
+    }
+    show($("events-empty"), false);
+  }
+
   function scheduleEventsRefresh() {
-    // The log follows the doors live unless the user is looking at a closed time range.
-    if ($("filter-until").value || state.eventsTimer) return;
+    // A closed time range in the past gains no new events: nothing to reload.
+    const until = state.eventFilter.until;
+    if ((until !== null && until !== undefined && until <= Date.now()) || state.eventsTimer) return;
     state.eventsTimer = setTimeout(() => {
       state.eventsTimer = null;
       loadEvents(false);
-    }, 700);
+    }, 1000);
   }
 
   // ---- views and start-up ----------------------------------------------------------------
