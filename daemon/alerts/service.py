@@ -238,7 +238,7 @@ class AlertService:
             )
             self._captures[alert_id] = task
             task.add_done_callback(lambda _task: self._captures.pop(alert_id, None))
-        self.outbox.wake()
+        self.outbox.hand_over(change.deliveries)
 
     async def delivery_snapshot(self, alert_id: str) -> bytes | None:
         """The alert's snapshot for a push, waiting briefly for a capture still in flight.

@@ -21,6 +21,7 @@ import structlog
 
 from doorwatch.alerts.model import RaiseAlert, UpdateAlert
 from doorwatch.events import iso
+from doorwatch.notify.base import Delivery
 from doorwatch.notify.outbox import enqueue
 from doorwatch.rules.config import Severity
 from doorwatch.storage import Database, Migration
@@ -102,6 +103,8 @@ class AlertChange:
 
     action: str
     alert: dict[str, Any]
+    # The deliveries this transition queued, handed to the outbox worker after the commit.
+    deliveries: tuple[Delivery, ...] = ()
 
 
 class AlertError(Exception):
@@ -677,6 +680,5 @@ class AlertStore:
             "alert": alert,
         }
         targets = list(self.targets(alert, action))
-        if targets:
-            enqueue(conn, alert_id, row["transitions"], payload, targets)
-        return AlertChange(action, alert)
+        deliveries = enqueue(conn, alert_id, row["transitions"], payload, targets)
+        return AlertChange(action, alert, tuple(deliveries))

@@ -74,23 +74,31 @@ def enqueue(
     transition: int,
     payload: Mapping[str, Any],
     targets: Iterable[str],
-) -> int:
+) -> list[Delivery]:
     """Add one delivery per target; call inside the alert's own transaction.
 
     The idempotency key is ``<alert id>:<transition>:<target>``; enqueuing the same transition
-    twice (a replay after a crash) adds nothing.
+    twice (a replay after a crash) adds nothing. Returns the deliveries added, for
+    :meth:`Outbox.hand_over` once the transaction has committed.
     """
     now = time.time()
     body = orjson.dumps(payload)
-    added = 0
+    added: list[Delivery] = []
     for target in targets:
+        key = f"{alert_id}:{transition}:{target}"
         cursor = conn.execute(
             "INSERT OR IGNORE INTO outbox(alert_id, target, idempotency_key, payload, state,"
             " next_at, created_at) VALUES (?,?,?,?,'pending',?,?)",
-            (alert_id, target, f"{alert_id}:{transition}:{target}", body, now, now),
+            (alert_id, target, key, body, now, now),
         )
-        added += cursor.rowcount
+        if cursor.rowcount == 1 and cursor.lastrowid is not None:
+            # A copy of the payload, as the worker would read it back from the row.
+            added.append(Delivery(cursor.lastrowid, alert_id, target, key, orjson.loads(body), 0))
     return added
+
+
+# Far more deliveries than can be committed between two reads of the table.
+_STARTED_REMEMBERED = 10_000
 
 
 class Outbox:
@@ -116,6 +124,12 @@ class Outbox:
         # for a capture still in flight.
         self.snapshot_source = snapshot
         self._in_flight: set[int] = set()
+        # Deliveries committed a moment ago, handed over in memory so the first attempt does
+        # not wait for a read behind the next journal batch on the database thread.
+        self._handed: list[Delivery] = []
+        # Ids this process has already started; a handed delivery the worker has meanwhile
+        # read from the table (and perhaps finished) is not sent twice. Bounded, oldest out.
+        self._started: dict[int, None] = {}
 
     async def setup(self) -> None:
         """Create the table on first use."""
@@ -125,20 +139,41 @@ class Outbox:
         """Tell the worker new rows are due (called after the alert transaction commits)."""
         self._wake.set()
 
+    def hand_over(self, deliveries: Iterable[Delivery]) -> None:
+        """Give the worker deliveries just committed (by :func:`enqueue`) and wake it.
+
+        Only an optimisation: the rows are in the table, so a delivery handed over to a worker
+        that never runs it is still sent, by the next read of due rows or after a restart.
+        """
+        self._handed.extend(deliveries)
+        self._wake.set()
+
     async def run(self) -> None:
         """Send due deliveries until cancelled; each row is sent by at most one task at a time."""
         await self._resume()
         async with asyncio.TaskGroup() as group:
             while True:
+                handed, self._handed = self._handed, []
+                self._start(group, (d for d in handed if d.id not in self._started))
                 due, next_at = await self._due()
-                for row in due:
-                    self._in_flight.add(row.id)
-                    group.create_task(self._deliver(row), name=f"outbox.{row.target}.{row.id}")
+                self._start(group, due)
                 self._wake.clear()
+                if self._handed:
+                    continue
                 wait = 1.0 if next_at is None else max(0.05, min(5.0, next_at - time.time()))
                 # Wake early when a new alert commits; otherwise poll for due retries.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
+
+    def _start(self, group: asyncio.TaskGroup, deliveries: Iterable[Delivery]) -> None:
+        for row in deliveries:
+            if row.id in self._in_flight:
+                continue
+            self._in_flight.add(row.id)
+            self._started[row.id] = None
+            if len(self._started) > _STARTED_REMEMBERED:
+                del self._started[next(iter(self._started))]
+            group.create_task(self._deliver(row), name=f"outbox.{row.target}.{row.id}")
 
     async def _resume(self) -> None:
         """After a (re)start, try every pending delivery now rather than at its backoff time.

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import hmac
 import sqlite3
+import time
 
 import aiohttp
 import pytest
@@ -126,6 +127,38 @@ async def test_enqueuing_the_same_transition_twice_sends_once(tmp_path):
         "A1:1:webhook:0",
         "A1:2:webhook:0",
     ]
+
+
+async def test_a_handed_over_delivery_is_sent_without_waiting_for_the_database(tmp_path):
+    """The committed delivery goes out while the database thread is still busy elsewhere
+    (a journal batch, in the daemon); handing it over again or reading it back from the
+    table never sends it twice."""
+    receiver = Receiver(delay=0.3)
+    await receiver.start()
+    async with aiohttp.ClientSession() as http:
+        hook = WebhookNotifier(WebhookConfig(url=receiver.url), index=0, secret=None, session=http)
+        async with outbox_with(tmp_path, [hook]) as (db, box):
+            await asyncio.sleep(0.1)  # The worker has started and is idle.
+            deliveries = await db.transaction(
+                lambda c: enqueue(c, "A1", 1, payload("A1"), [hook.target])
+            )
+            assert [d.idempotency_key for d in deliveries] == ["A1:1:webhook:0"]
+            busy = asyncio.ensure_future(db.call(lambda _c: time.sleep(1.5)))
+            await asyncio.sleep(0.05)  # The database thread is now blocked.
+            started = time.monotonic()
+            box.hand_over(deliveries)
+            box.hand_over(deliveries)  # In flight: not started twice.
+            await receiver.wait_for(1, timeout=1.2)
+            assert time.monotonic() - started < 1.0
+            assert not busy.done()
+            await busy
+            box.hand_over(deliveries)  # Already sent: not sent again.
+            box.wake()
+            await asyncio.sleep(0.8)
+            states = await db.call(lambda c: c.execute("SELECT state FROM outbox").fetchall())
+    await receiver.stop()
+    assert receiver.attempts == 1
+    assert [tuple(row) for row in states] == [("sent",)]
 
 
 async def test_a_delivery_past_give_up_is_dead_and_counted(tmp_path):
