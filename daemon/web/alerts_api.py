@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import structlog
@@ -16,6 +17,7 @@ from doorwatch.accounts import Role, Session
 from doorwatch.alerts.store import AlertError, AlertStore
 from doorwatch.events import parse_iso, utcnow
 from doorwatch.notify.outbox import Outbox
+from doorwatch.web.api import CONFIG_KEY
 from doorwatch.web.security import current_session, requires
 
 log = structlog.get_logger(__name__)
@@ -189,9 +191,25 @@ async def resolve(request: web.Request) -> web.Response:
 
 _CSV_FIELDS = (
     "id", "rule", "severity", "title", "door", "door_name", "camera", "zone", "state",
-    "raised_at", "cleared_at", "acknowledged_by", "acknowledged_at", "resolved_by",
-    "resolved_at", "occurrences", "audiences", "notes", "audit",
+    "raised_at", "raised_local", "cleared_at", "cleared_local",
+    "acknowledged_by", "acknowledged_at", "acknowledged_local",
+    "resolved_by", "resolved_at", "resolved_local",
+    "occurrences", "audiences", "notes", "audit",
 )  # fmt: skip
+# The UTC columns are for tools; an SRO's report reads the site's wall clock beside them.
+_LOCAL_COLUMNS = {
+    "raised_local": "raised_at",
+    "cleared_local": "cleared_at",
+    "acknowledged_local": "acknowledged_at",
+    "resolved_local": "resolved_at",
+}
+
+
+def _site_local(value: Any, zone: ZoneInfo) -> str | None:
+    """An ISO UTC time as the site's wall clock, e.g. ``2026-11-30 16:00:00 CST``."""
+    if not isinstance(value, str) or not value:
+        return None
+    return parse_iso(value).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def _csv_cell(value: Any) -> str:
@@ -237,9 +255,13 @@ async def export(request: web.Request) -> web.Response:
     log.info(
         "alerts exported", user=current_session(request).user.name, count=len(alerts), format=fmt
     )
+    timezone = request.app[CONFIG_KEY].site.timezone
+    zone = ZoneInfo(timezone)
     if fmt == "json":
         return web.Response(
-            body=orjson.dumps({"alerts": alerts}, option=orjson.OPT_INDENT_2),
+            body=orjson.dumps(
+                {"site_timezone": timezone, "alerts": alerts}, option=orjson.OPT_INDENT_2
+            ),
             content_type="application/json",
             headers=headers,
         )
@@ -247,7 +269,10 @@ async def export(request: web.Request) -> web.Response:
     writer = csv.writer(out)
     writer.writerow(_CSV_FIELDS)
     for alert in alerts:
-        writer.writerow([_csv_cell(alert.get(name)) for name in _CSV_FIELDS])
+        row = alert | {
+            local: _site_local(alert.get(utc), zone) for local, utc in _LOCAL_COLUMNS.items()
+        }
+        writer.writerow([_csv_cell(row.get(name)) for name in _CSV_FIELDS])
     return web.Response(text=out.getvalue(), content_type="text/csv", headers=headers)
 
 

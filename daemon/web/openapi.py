@@ -314,9 +314,21 @@ OPERATIONS: dict[tuple[str, str], JSON] = {
         ],
         "responses": {
             "200": {
-                "description": "A file download (Content-Disposition: attachment)",
+                "description": (
+                    "A file download (Content-Disposition: attachment). Times are UTC; the CSV"
+                    " adds each one as the site's wall clock (raised_local, ...), the JSON"
+                    " names the site's zone"
+                ),
                 "content": {
-                    "application/json": {"schema": _list("alerts", "Alert")},
+                    "application/json": {
+                        "schema": _obj(
+                            {
+                                "site_timezone": {"type": "string"},
+                                "alerts": {"type": "array", "items": _ref("Alert")},
+                            },
+                            ["site_timezone", "alerts"],
+                        )
+                    },
                     "text/csv": {"schema": {"type": "string"}},
                 },
             },

@@ -196,9 +196,14 @@ async def test_export_is_for_sros_and_defuses_formulas(site):
             rows = list(csv.DictReader(io.StringIO(await r.text())))
         titles = sorted(row["title"] for row in rows)
         assert titles[0].startswith("'=HYPERLINK")
+        # 22:00 UTC is 16:00 at the Chicago site; both are in the report.
+        assert {row["raised_at"] for row in rows} == {"2026-11-30T22:00:00.000Z"}
+        assert {row["raised_local"] for row in rows} == {"2026-11-30 16:00:00 CST"}
+        assert {row["resolved_local"] for row in rows} == {""}
         async with http.get(base + "/api/v1/alerts/export?format=json") as r:
             body = await r.json(content_type=None)
         assert all(a["audit"][0]["action"] == "raised" for a in body["alerts"])
+        assert body["site_timezone"] == "America/Chicago"
 
 
 async def test_export_of_one_incident(site):
