@@ -134,8 +134,9 @@ def test_alert_committed_then_daemon_killed_mid_send_is_delivered_after_restart(
     # The daemon marks a delivery sent once the receiver's answer is back: a moment after the
     # receiver has recorded it.
     wait_until(
-        lambda: [s for _, s in journal_rows(db, "SELECT target, state FROM outbox")]
-        == ["sent", "sent"],  # MQTT, webhook
+        lambda: (
+            [s for _, s in journal_rows(db, "SELECT target, state FROM outbox")] == ["sent", "sent"]
+        ),  # MQTT, webhook
         what="both deliveries marked sent",
     )
 
