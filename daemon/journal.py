@@ -97,17 +97,9 @@ class Journal:
         await self.db.migrate(MIGRATIONS)
 
     async def append(
-        self,
-        events: Sequence[Event],
-        dead_letters: Sequence[DeadLetter] = (),
-        *,
-        durable: bool = True,
+        self, events: Sequence[Event], dead_letters: Sequence[DeadLetter] = ()
     ) -> list[JournaledEvent]:
-        """Store a batch in one transaction; return only the events not seen before.
-
-        With ``durable=False`` the commit is not yet flushed to disk: the caller makes it
-        durable (:meth:`Database.make_durable`) before acknowledging anything.
-        """
+        """Durably store a batch in one transaction; return only the events not seen before."""
         rows = [
             (
                 e.dedupe_key,
@@ -167,7 +159,7 @@ class Journal:
 
         if not rows and not dead_rows:
             return []
-        seqs = await self.db.transaction(write, sync=durable)
+        seqs = await self.db.transaction(write)
         return [
             JournaledEvent(seq, e) for seq, e in zip(seqs, events, strict=True) if seq is not None
         ]

@@ -3,11 +3,6 @@
 Every adapter hands its events to :meth:`Pipeline.submit`. Batches are serialised, so the
 journal's order is the order in which state and rules see events, whichever adapter they
 came from.
-
-A batch is committed to the journal without flushing it to disk, then dispatched; the rules
-commit what the batch changed (new alerts among it) with a flush, which makes the journal's
-batch durable too. Only then is the batch acknowledged; a batch that changed nothing is
-flushed on its own. One disk flush per alert-raising batch instead of two.
 """
 
 from __future__ import annotations
@@ -16,7 +11,6 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
 
 import structlog
 
@@ -29,7 +23,6 @@ from doorwatch.state import StateStore
 log = structlog.get_logger(__name__)
 
 EventConsumer = Callable[[Sequence[JournaledEvent]], Awaitable[None]]
-T = TypeVar("T")
 
 # A failing disk is retried quickly at first, then every 30 s; meanwhile nothing is acked,
 # so the broker keeps the messages and nothing is lost.
@@ -60,23 +53,19 @@ class Pipeline:
         *,
         after_commit: Callable[[], None] | None = None,
     ) -> list[JournaledEvent]:
-        """Store a batch (retrying until the disk takes it), dispatch what is new, make it durable.
+        """Store a batch (retrying until the disk takes it), then dispatch what is new.
 
-        ``after_commit`` runs once the batch is on disk: MQTT acks go there.
+        ``after_commit`` runs right after the commit and before dispatch: MQTT acks go there,
+        so the broker's in-flight window is released as early as durability allows.
         """
         async with self._lock:
             new = await self._commit(events, dead_letters)
-            commits = self.journal.db.commits
+            if after_commit is not None:
+                after_commit()
             self._count(events, new)
-            try:
-                self.state.apply_batch(item.event for item in new)
-                for consumer in self.consumers:
-                    await consumer(new)
-            finally:
-                # Journaled is journaled: even a failing consumer does not hold back the ack.
-                await self._retrying(lambda: self.journal.db.make_durable(commits))
-                if after_commit is not None:
-                    after_commit()
+            self.state.apply_batch(item.event for item in new)
+            for consumer in self.consumers:
+                await consumer(new)
             return new
 
     def _count(self, events: Sequence[Event], new: Sequence[JournaledEvent]) -> None:
@@ -94,18 +83,11 @@ class Pipeline:
     async def _commit(
         self, events: Sequence[Event], dead_letters: Sequence[DeadLetter]
     ) -> list[JournaledEvent]:
-        started = time.perf_counter()
-        new = await self._retrying(lambda: self.journal.append(events, dead_letters, durable=False))
-        self.metrics.journal_commit.observe(time.perf_counter() - started)
-        self.metrics.journal_batch.observe(len(events) + len(dead_letters))
-        return new
-
-    async def _retrying(self, write: Callable[[], Awaitable[T]]) -> T:
-        """Run a journal write until the disk takes it; nothing is acked meanwhile."""
         attempt = 0
         while True:
+            started = time.perf_counter()
             try:
-                result = await write()
+                new = await self.journal.append(events, dead_letters)
             except StorageError as exc:
                 self.metrics.storage_errors.inc()
                 self.storage_ok = False
@@ -120,8 +102,10 @@ class Pipeline:
                 )
                 await asyncio.sleep(delay)
                 continue
+            self.metrics.journal_commit.observe(time.perf_counter() - started)
+            self.metrics.journal_batch.observe(len(events) + len(dead_letters))
             if not self.storage_ok:
                 log.info("journal writes recovered", attempts=attempt)
             self.storage_ok = True
             self.last_storage_error = None
-            return result
+            return new

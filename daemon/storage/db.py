@@ -39,13 +39,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 )
 """
-# One row rewritten by :meth:`Database.make_durable`: a write is what makes a commit sync.
-_SYNC_TABLE = """
-CREATE TABLE IF NOT EXISTS sync_barrier (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    commits INTEGER NOT NULL
-)
-"""
 
 
 class Database:
@@ -56,10 +49,6 @@ class Database:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="doorwatch-db")
         self._conn: sqlite3.Connection | None = None
         self._thread: threading.Thread | None = None
-        # Counted on the database thread: transactions committed, and the last of them that
-        # was synced to disk. In WAL mode a synced commit makes every earlier one durable too.
-        self.commits = 0
-        self.synced = 0
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -86,7 +75,6 @@ class Database:
         # A backup tool or the sqlite3 shell may hold a lock briefly; wait rather than fail.
         conn.execute("PRAGMA busy_timeout=5000")
         conn.execute(_BOOKKEEPING)
-        conn.execute(_SYNC_TABLE)
         self._conn = conn
         self._thread = threading.current_thread()
 
@@ -105,19 +93,11 @@ class Database:
         """Run ``fn(connection)`` on the database thread and return its result."""
         return await self._run(lambda: fn(self.conn))
 
-    async def transaction(self, fn: Callable[[sqlite3.Connection], T], *, sync: bool = True) -> T:
-        """Run ``fn`` in BEGIN IMMEDIATE ... COMMIT; roll back and raise StorageError on failure.
-
-        With ``sync=False`` the commit is not flushed to disk (it survives a crash of the
-        process, not of the machine) until a later synced commit or :meth:`make_durable`: the
-        journal commits a batch so, and the commit that follows it (the rules' state and the
-        alerts the batch raised) makes both durable with one flush instead of two.
-        """
+    async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in BEGIN IMMEDIATE ... COMMIT; roll back and raise StorageError on failure."""
 
         def run() -> T:
             conn = self.conn
-            if not sync:
-                conn.execute("PRAGMA synchronous=NORMAL")
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 result = fn(conn)
@@ -130,43 +110,9 @@ class Database:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            finally:
-                if not sync:
-                    _restore_full_sync(conn)
-            self.commits += 1
-            if sync:
-                self.synced = self.commits
             return result
 
         return await self._run(run)
-
-    async def make_durable(self, commits: int) -> None:
-        """Return once the first ``commits`` transactions are on disk, syncing if need be.
-
-        Free when a synced commit has followed them; otherwise one small synced write.
-        """
-
-        def run() -> None:
-            if self.synced >= commits:
-                return
-            conn = self.conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute(
-                    "INSERT OR REPLACE INTO sync_barrier(id, commits) VALUES (1, ?)",
-                    (self.commits,),
-                )
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StorageError(f"database sync failed: {exc}") from exc
-            self.commits += 1
-            self.synced = self.commits
-
-        if self.synced >= commits:
-            return
-        await self._run(run)
 
     async def migrate(self, migrations: Sequence[Migration]) -> None:
         """Apply the migrations not yet applied, each in its own transaction."""
@@ -213,14 +159,6 @@ class Database:
             await self._run(close)
         finally:
             self._executor.shutdown(wait=True)
-
-
-def _restore_full_sync(conn: sqlite3.Connection) -> None:
-    try:
-        conn.execute("PRAGMA synchronous=FULL")
-    except sqlite3.Error as exc:
-        # Left at NORMAL, later "synced" commits would not be: refuse to go on quietly.
-        raise StorageError(f"cannot restore synchronous=FULL: {exc}") from exc
 
 
 def _statements(sql: str) -> list[str]:
