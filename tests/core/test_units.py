@@ -201,3 +201,16 @@ def test_logs_redact_secrets_and_mask_cards(capsys):
     assert record["card_number"] == "****5537"
     assert record["session_present"] is True
     assert logs.mask_digits("card 405419896 swiped") == "card ****9896 swiped"
+
+
+def test_startup_objects_are_frozen_out_of_the_collectors_sight():
+    """After start-up, full collections skip what start-up built (short loop pauses)."""
+    import gc
+
+    from doorwatch.app import freeze_startup_objects
+
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
