@@ -351,8 +351,9 @@ class RuleContext(Generic[OptionsT]):
     def seconds_between(self, earlier: Mapping[str, Any], later: Mapping[str, Any]) -> float:
         """Seconds between two :meth:`stamp` s.
 
-        On the monotonic clock where both were taken live in this process; on wall time
-        otherwise (after a restart, or during start-up catch-up).
+        On the monotonic clock where both were taken live since the same boot (a restart of
+        the daemon included); on wall time otherwise (after a reboot, or for events handled
+        during start-up catch-up).
         """
         return self._engine.seconds_between(earlier, later)
 

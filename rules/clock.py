@@ -1,8 +1,10 @@
 """The clock the rules run on: real in the daemon, virtual in replay and tests.
 
 Rules never read time themselves. Timers run on the clock's *monotonic* time, which never
-jumps; the UTC wall time is only for stamping and for re-arming durable timers after a restart
-(the monotonic clock starts again from an arbitrary value in a new process).
+jumps; the UTC wall time is only for stamping and for re-arming durable timers after a restart.
+A clock's *epoch* names the timeline its monotonic readings belong to: the real clock's is the
+kernel's boot id (``CLOCK_MONOTONIC`` runs on across a restart of the daemon, not across a
+reboot), so a span begun before a restart is still measured on it after the restart.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 
@@ -28,6 +32,11 @@ class TimerHandle(Protocol):
 class Clock(Protocol):
     """Monotonic time, UTC wall time and timer scheduling."""
 
+    @property
+    def epoch(self) -> str:
+        """Names the monotonic timeline: readings with the same epoch may be subtracted."""
+        ...
+
     def monotonic(self) -> float:
         """Seconds on a clock that never goes back; only differences mean anything."""
         ...
@@ -41,8 +50,28 @@ class Clock(Protocol):
         ...
 
 
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def _boot_epoch() -> str:
+    """The kernel's boot id; where there is none to read, one for this process alone."""
+    try:
+        boot_id = _BOOT_ID.read_text(encoding="ascii").strip()
+    except OSError:
+        boot_id = ""
+    return f"boot:{boot_id}" if boot_id else f"process:{secrets.token_hex(8)}"
+
+
 class RealClock:
     """The daemon's clock: ``time.monotonic`` and callbacks on the running asyncio loop."""
+
+    def __init__(self) -> None:
+        self._epoch = _boot_epoch()
+
+    @property
+    def epoch(self) -> str:
+        """See :class:`Clock`: ``time.monotonic`` counts from boot, shared by every process."""
+        return self._epoch
 
     def monotonic(self) -> float:
         """See :class:`Clock`."""
@@ -85,10 +114,17 @@ class VirtualClock:
         if start.tzinfo is None:
             raise ValueError("the virtual clock needs an aware start time")
         self._mono = 0.0
+        # Each virtual clock is a timeline of its own, like a fresh boot.
+        self._epoch = f"virtual:{secrets.token_hex(8)}"
         self._wall_base = start.astimezone(UTC)
         self._mono_base = 0.0
         self._timers: list[VirtualTimer] = []
         self._seq = itertools.count()
+
+    @property
+    def epoch(self) -> str:
+        """See :class:`Clock`."""
+        return self._epoch
 
     def monotonic(self) -> float:
         """See :class:`Clock`."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import secrets
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -122,8 +121,8 @@ class RulesEngine:
         self._schedules: dict[str, Schedule] = {}
         self._seq = itertools.count()
         self._held = False
-        # Names this process, so a monotonic reading is never compared with another boot's.
-        self._boot = secrets.token_hex(4)
+        # A monotonic reading is only compared with one from the same timeline (see Clock.epoch).
+        self._boot = clock.epoch
         self._deferred: set[TimerKey] = set()
         self._zones = {d.id: d.zone for d in config.doors}
         self._doors_of_source: dict[str, tuple[str, ...]] = {
@@ -362,8 +361,9 @@ class RulesEngine:
     def seconds_between(self, earlier: Mapping[str, Any], later: Mapping[str, Any]) -> float:
         """Seconds from one stamp to another.
 
-        Monotonic when both have it from this process, so a wall-clock step between them does
-        not count; wall time otherwise.
+        Monotonic when both were taken live on this clock's timeline (this process, or an
+        earlier one since the same boot), so a wall-clock step between them does not count;
+        wall time otherwise.
         """
         if (
             earlier.get("mono") is not None

@@ -273,3 +273,33 @@ def test_fire_due_by_runs_timers_that_fell_due_before_the_next_event():
         start + timedelta(seconds=30),
         start + timedelta(seconds=45),
     ]
+
+
+def test_spans_begun_before_a_restart_are_measured_on_the_monotonic_clock_after_it():
+    """A stamp from the previous process on the same boot is compared on the monotonic clock,
+    so a wall-clock step during the restart neither stretches nor shrinks the span; from
+    another boot (another timeline) only the wall clock can say."""
+    config = RuleHarness(SITE + "rules: [{type: door_held_open}]").config
+    start = datetime(2026, 1, 5, 16, 0, tzinfo=UTC)
+    before_clock = VirtualClock(start)
+    before_clock.advance(100)
+    before = RulesEngine(config, StateStore(), before_clock).stamp(before_clock.now())
+    # The restarted daemon: the same timeline 8 s on, while NTP stepped the wall an hour back.
+    after_clock = VirtualClock(start - timedelta(hours=1))
+    after_clock._epoch = before_clock.epoch  # The same boot.
+    after_clock.advance(108)
+    after = RulesEngine(config, StateStore(), after_clock)
+    assert after.seconds_between(before, after.stamp(after_clock.now())) == 8
+    rebooted_clock = VirtualClock(start + timedelta(seconds=108) - timedelta(hours=1))
+    rebooted = RulesEngine(config, StateStore(), rebooted_clock)
+    assert rebooted.seconds_between(before, rebooted.stamp(rebooted_clock.now())) == 8 - 3600
+
+
+def test_the_real_clock_names_the_kernels_boot():
+    """Every process on this boot shares the timeline of time.monotonic()."""
+    from pathlib import Path
+
+    from doorwatch.rules.clock import RealClock
+
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert RealClock().epoch == RealClock().epoch == f"boot:{boot_id}"
