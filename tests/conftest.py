@@ -299,3 +299,20 @@ async def running_daemon(tmp_path: Path):
     for stop, task in tasks:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+# Debian's Chromium: the suite never downloads a browser.
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+async def browser():
+    """Headless Chromium driven by Playwright, closed after the test."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()

@@ -12,7 +12,6 @@ import io
 import itertools
 import json
 import textwrap
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import REPO, Publisher, free_port
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from doorwatch.accounts import Role
 from doorwatch.adapters.onvif.fake.camera import snapshot_jpeg
@@ -29,7 +28,6 @@ from doorwatch.rules.config import Severity
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
 PASSWORD = "correct horse battery"
 # Counts its own executions; any value other than undefined means script ran.
@@ -106,17 +104,6 @@ async def site(running_daemon, broker, publisher, tmp_path) -> Site:
 
     await eventually(ready, what="the daemon to receive MQTT events")
     return result
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        # Debian's Chromium; the suite never downloads a browser.
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def open_page(browser: Browser, viewport: dict[str, int], **options: Any):

@@ -10,21 +10,19 @@ import asyncio
 import itertools
 import json
 import textwrap
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 from conftest import Publisher, free_port
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from doorwatch.accounts import Role
 from doorwatch.events import Event, EventKind
 from doorwatch.journal import JournaledEvent
 from doorwatch.web.stream import EventFeed, Hub
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
 DESK = {"width": 1366, "height": 900}
 _keys = itertools.count(1)
@@ -180,17 +178,6 @@ async def send(publisher: Publisher, kind: str, door: str, **fields: Any) -> Non
     """Publish a generic-codec event as a controller would."""
     payload = {"kind": kind, "door": door, "dedupe_key": f"live-{next(_keys)}", **fields}
     await asyncio.to_thread(publisher.publish, f"site/{door}/events", json.dumps(payload))
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        # Debian's Chromium; the suite never downloads a browser.
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def open_event_log(browser: Browser, base: str) -> tuple[Any, Page, list[str]]:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import itertools
 import textwrap
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
 from conftest import free_port
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from doorwatch.accounts import Role
 from doorwatch.alerts.store import AlertRequest
@@ -24,7 +23,6 @@ from doorwatch.rules.config import Severity
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
 DESK = {"width": 1366, "height": 900}
 SITE_ZONE = "America/Chicago"
@@ -44,17 +42,6 @@ async def daemon(running_daemon, tmp_path) -> Any:
     daemon = await running_daemon(textwrap.dedent(body))
     await daemon.accounts.add_user("gina", Role.GUARD, PASSWORD)
     return daemon
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        # Debian's Chromium; the suite never downloads a browser.
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 def base(daemon: Any) -> str:
