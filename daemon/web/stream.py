@@ -79,8 +79,9 @@ class EventFeed:
     """Publishes journaled events to consoles as ``events`` messages, coalesced over time.
 
     A pipeline consumer: called once per committed batch, it keeps only the newest events of
-    the interval (each rendered once, by :func:`event_json`, so card numbers stay masked) and
-    counts the rest. Every console role may read the event log, so the stream sends the
+    the interval and counts the rest; only those sent are rendered, at flush time, by
+    :func:`event_json` (so card numbers stay masked), which keeps ingest cheap while consoles
+    are open. Every console role may read the event log, so the stream sends the
     messages to every console, unfiltered, as ``GET /api/v1/events`` answers every role.
     """
 
@@ -96,7 +97,7 @@ class EventFeed:
         self._hub = hub
         self._interval = interval
         self._room = per_message
-        self._pending: deque[dict[str, Any]] = deque(maxlen=per_message)
+        self._pending: deque[JournaledEvent] = deque(maxlen=per_message)
         self._omitted = 0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -105,7 +106,7 @@ class EventFeed:
         self.add(batch)
 
     def add(self, batch: Sequence[JournaledEvent]) -> None:
-        """Queue a batch's events for the next message; renders at most one message's worth."""
+        """Queue a batch's events for the next message (the newest ``per_message`` of them)."""
         if not batch or not self._hub.clients:
             return
         room = self._room
@@ -113,7 +114,7 @@ class EventFeed:
         # Older events pushed out of the bounded deque, or never rendered, are counted.
         self._omitted += len(batch) - len(newest)
         self._omitted += max(0, len(self._pending) + len(newest) - room)
-        self._pending.extend(event_json(item) for item in newest)
+        self._pending.extend(newest)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._interval, self.flush)
 
@@ -124,7 +125,7 @@ class EventFeed:
             self._timer = None
         if not self._pending:
             return
-        message = {"events": list(self._pending), "omitted": self._omitted}
+        message = {"events": [event_json(item) for item in self._pending], "omitted": self._omitted}
         self._pending.clear()
         self._omitted = 0
         self._hub.publish("events", message)
