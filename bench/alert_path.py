@@ -122,10 +122,10 @@ def background(port: int, rate: float, stop: threading.Event) -> None:
     client.connect("127.0.0.1", port)
     client.loop_start()
     body = json.dumps({"kind": "access.granted", "door": "background", "holder": "bench"})
-    per_tick, sent, started = rate / 100, 0, time.perf_counter()
+    sent, started = 0, time.perf_counter()
     try:
         while not stop.is_set():
-            due = int((time.perf_counter() - started) * 100 * per_tick)
+            due = int((time.perf_counter() - started) * rate)
             for _ in range(due - sent):
                 client.publish("bench/load", body, qos=1)
             sent = max(sent, due)
